@@ -32,7 +32,8 @@ class Activation:
 
     @property
     def zero_at_origin(self) -> bool:
-        return float(self.fn(jnp.float32(0.0))) == 0.0
+        with jax.ensure_compile_time_eval():
+            return float(self.fn(jnp.float32(0.0))) == 0.0
 
 
 def _hard_tanh(x):

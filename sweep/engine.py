@@ -1,0 +1,189 @@
+"""Batching: buckets and chunks of families, one compiled program per bucket, streamed out.
+
+A bucket fixes everything static (width, init, activation, dtype, probe batch, loss and
+the measured depths), so it compiles once. A chunk is up to `chunk_families` families of
+one bucket that share a seed, and so share every weight matrix; the last chunk of a
+bucket is padded with copies of a real family, and the copies are dropped. Nothing here
+touches files: `evaluate` yields Arrow tables, one per chunk.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+from typing import Iterator
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pyarrow as pa
+
+from . import network, spec as spec_module, store
+
+DEFAULT_MEMORY_BUDGET = 2 * 2**30
+TRACE_COUNT = {"families": 0}
+
+
+@dataclasses.dataclass(frozen=True)
+class Chunk:
+    bucket: network.Bucket
+    seed: int
+    sigma_w: np.ndarray  # (F,) padded
+    sigma_b: np.ndarray  # (F,) padded
+    n_valid: int
+
+
+def family_bytes(bucket: network.Bucket) -> int:
+    """An estimate of the memory one family needs inside the compiled program."""
+    item = np.dtype(jnp.dtype(bucket.dtype)).itemsize
+    layers, batch, width, streams = bucket.max_depth, bucket.batch, bucket.width, len(bucket.depths)
+    stored = (layers + 1) * batch * (width * 2 * item + 8)  # a_hat, dphi, log_a
+    backward = streams * batch * width * (item + 4 * 8)  # stream carry and float64 temporaries
+    outputs = streams * layers * 8 + layers * 3 * 8
+    jacobian = 6 * width * width * 8
+    return stored + backward + outputs + jacobian
+
+
+def chunk_families(bucket: network.Bucket, memory_budget: int, chunk_size: int | None) -> int:
+    """Families per chunk: from --chunk-size (in configs) if given, else from the budget."""
+    if chunk_size is not None:
+        return max(1, chunk_size // len(bucket.depths))
+    return max(1, int(memory_budget // family_bytes(bucket)))
+
+
+def plan(sweep: spec_module.Spec, families, memory_budget: int = DEFAULT_MEMORY_BUDGET, chunk_size: int | None = None):
+    """Chunks that cover `families` (a table with the FAMILY_AXES columns)."""
+    chunks = []
+    for (width, init, activation, seed), group in families.groupby(
+        ["width", "init", "activation", "seed"], sort=False
+    ):
+        bucket = network.Bucket(
+            int(width), init, activation, sweep.dtype, sweep.batch, sweep.loss, tuple(sweep.axes["depth"])
+        )
+        size = min(chunk_families(bucket, memory_budget, chunk_size), len(group))
+        sigma_w, sigma_b = group["sigma_w"].to_numpy(float), group["sigma_b"].to_numpy(float)
+        for start in range(0, len(group), size):
+            stop = min(start + size, len(group))
+            pad = size - (stop - start)
+            chunks.append(
+                Chunk(
+                    bucket,
+                    int(seed),
+                    np.concatenate([sigma_w[start:stop], np.repeat(sigma_w[stop - 1], pad)]),
+                    np.concatenate([sigma_b[start:stop], np.repeat(sigma_b[stop - 1], pad)]),
+                    stop - start,
+                )
+            )
+    return chunks
+
+
+@functools.lru_cache(maxsize=None)
+def compiled(bucket: network.Bucket):
+    """The bucket's program; jit compiles it once per chunk shape."""
+
+    def run(sigma_w, sigma_b, seed, root_key):
+        TRACE_COUNT["families"] += 1
+        measured = np.isin(np.arange(1, bucket.max_depth + 1), bucket.depths)
+        return network.families(sigma_w, sigma_b, seed, root_key, jnp.asarray(measured), bucket)
+
+    return jax.jit(run)
+
+
+def evaluate_chunk(chunk: Chunk, root_seed: int) -> dict[str, np.ndarray]:
+    out = compiled(chunk.bucket)(
+        jnp.asarray(chunk.sigma_w), jnp.asarray(chunk.sigma_b), jnp.int32(chunk.seed), jax.random.key(root_seed)
+    )
+    return {k: np.asarray(v)[: chunk.n_valid] for k, v in out.items()}
+
+
+def _first_layer(flags: np.ndarray) -> np.ndarray:
+    """1-based index of the first True along the last axis, or 0 when none."""
+    return np.where(flags.any(axis=-1), flags.argmax(axis=-1) + 1, 0)
+
+
+def _list_column(values: np.ndarray, lengths: np.ndarray) -> pa.Array:
+    """values (R, K) with row r keeping its first lengths[r] entries, as list<double>."""
+    mask = np.arange(values.shape[1])[None, :] < lengths[:, None]
+    offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int32)
+    return pa.ListArray.from_arrays(pa.array(offsets), pa.array(values[mask], pa.float64()))
+
+
+def to_table(chunk: Chunk, result: dict[str, np.ndarray]) -> pa.Table:
+    """One row per (family, measured depth), in the store's schema."""
+    bucket = chunk.bucket
+    depths = np.asarray(bucket.depths)
+    n_families, n_depths = chunk.n_valid, len(depths)
+    row_depth = np.tile(depths, n_families)
+    family_of_row = np.repeat(np.arange(n_families), n_depths)
+
+    act = result["log10_act_norm"][family_of_row]  # (R, L+1)
+    grad = result["log10_grad_norm"].reshape(n_families * n_depths, -1)  # (R, L)
+    jac = result["log10_jac_sv"][family_of_row, row_depth - 1]  # (R, 2)
+    gain_fwd = act[np.arange(len(row_depth)), row_depth] - act[:, 0]
+    gain_bwd = result["log10_backward_gain"].reshape(-1)
+
+    def first_within_depth(flags):
+        first = _first_layer(flags)[family_of_row]
+        return np.where((first > 0) & (first <= row_depth), first, 0)
+
+    overflow = first_within_depth(result["overflow"])
+    dead = first_within_depth(result["dead"])
+    underflow = first_within_depth(result["underflow"] & ~result["dead"])
+    within = np.arange(act.shape[1])[None, :] <= row_depth[:, None]
+    finite_or_dead = lambda x: ~np.isnan(x)  # noqa: E731  -inf is a real answer (a dead net)
+    nonfinite = ~(
+        np.all(finite_or_dead(act) | ~within, axis=1)
+        & np.all(finite_or_dead(grad) | ~within[:, 1:], axis=1)
+        & finite_or_dead(gain_bwd)
+        & np.all(finite_or_dead(jac), axis=1)
+    )
+    status = np.select(
+        [nonfinite, dead > 0, overflow > 0, underflow > 0],
+        ["nonfinite", "dead", "overflow", "underflow"],
+        "ok",
+    )
+    sigma_w = chunk.sigma_w[family_of_row]
+    sigma_b = chunk.sigma_b[family_of_row]
+    config_ids = [
+        spec_module.config_id(
+            {
+                "depth": int(d), "sigma_w": float(sw), "sigma_b": float(sb), "width": bucket.width,
+                "init": bucket.init, "activation": bucket.activation, "seed": chunk.seed,
+            }
+        )
+        for d, sw, sb in zip(row_depth, sigma_w, sigma_b)
+    ]
+    n_rows = len(row_depth)
+    nullable = lambda x: pa.array(x, pa.int64(), mask=(x == 0))  # noqa: E731
+    columns = {
+        "config_id": pa.array(config_ids, pa.string()),
+        "depth": pa.array(row_depth, pa.int64()),
+        "width": pa.array(np.full(n_rows, bucket.width), pa.int64()),
+        "sigma_w": pa.array(sigma_w, pa.float64()),
+        "sigma_b": pa.array(sigma_b, pa.float64()),
+        "init": pa.array([bucket.init] * n_rows, pa.string()),
+        "activation": pa.array([bucket.activation] * n_rows, pa.string()),
+        "seed": pa.array(np.full(n_rows, chunk.seed), pa.int64()),
+        "dtype": pa.array([bucket.dtype] * n_rows, pa.string()),
+        "log10_act_norm": _list_column(act, row_depth + 1),
+        "log10_forward_gain": pa.array(gain_fwd, pa.float64()),
+        "log10_grad_norm": _list_column(grad, row_depth),
+        "log10_backward_gain": pa.array(gain_bwd, pa.float64()),
+        "log10_jac_sv_max": pa.array(jac[:, 0], pa.float64()),
+        "log10_jac_sv_min": pa.array(jac[:, 1], pa.float64()),
+        "overflow_layer": nullable(overflow),
+        "underflow_layer": nullable(underflow),
+        "status": pa.array(status, pa.string()),
+    }
+    return pa.table(columns, schema=store.SCHEMA)
+
+
+def evaluate(chunks, root_seed: int) -> Iterator[tuple[Chunk, pa.Table]]:
+    """Evaluates chunks in order, yielding each chunk's rows as soon as they exist."""
+    for chunk in chunks:
+        yield chunk, to_table(chunk, evaluate_chunk(chunk, root_seed))
+
+
+def n_configs(chunks) -> int:
+    return sum(c.n_valid * len(c.bucket.depths) for c in chunks)
+

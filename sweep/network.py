@@ -1,0 +1,355 @@
+"""One family of networks, as pure functions: every measured depth of one config.
+
+A *family* is every config that shares (width, init, activation, seed, sigma_w, sigma_b)
+and differs only in depth. Because a layer's weights come from a key of (root seed,
+seed, width, init, layer), a depth-d network is exactly the first d layers of the
+deepest one. So one forward pass to the deepest depth L yields every depth's forward
+metrics, and the backward passes of all depths run together, one stream per depth,
+through a single reverse scan.
+
+Everything is in log space: a vector v is carried as (v_hat, log_v) with
+v = exp(log_v) * v_hat and v_hat of unit RMS, so depth 10,000 is as exact as depth 10.
+Log-scales are float64; the network's own arithmetic is in the spec's dtype.
+
+Axes: B probe batch, N width, L layers (the deepest depth), S measured depths.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import math
+
+import jax
+import jax.numpy as jnp
+
+from . import activations, inits
+
+TAG_PROBE, TAG_COTANGENT, TAG_TARGET, TAG_BIAS = 1, 2, 3, 4
+LN10 = math.log(10.0)
+
+
+@dataclasses.dataclass(frozen=True)
+class Bucket:
+    """Everything that fixes the compiled program's shapes and code (all static).
+
+    depths: the measured depths, sorted ascending; the deepest is the scan length L.
+    """
+
+    width: int
+    init: str
+    activation: str
+    dtype: str
+    batch: int
+    loss: str
+    depths: tuple[int, ...]
+
+    @property
+    def max_depth(self) -> int:
+        return self.depths[-1]
+
+    @property
+    def compute_dtype(self):
+        return jnp.promote_types(jnp.dtype(self.dtype), jnp.float32)
+
+
+def family_keys(root_key, seed, width: int, init: str):
+    """Keys that depend only on (root seed, seed, width[, init]), never on a config's position."""
+    base = jax.random.fold_in(jax.random.fold_in(root_key, seed), width)
+    return {
+        "weight": jax.random.fold_in(base, inits.init_code(init)),
+        "bias": jax.random.fold_in(base, TAG_BIAS),
+        "probe": jax.random.fold_in(base, TAG_PROBE),
+        "cotangent": jax.random.fold_in(base, TAG_COTANGENT),
+        "target": jax.random.fold_in(base, TAG_TARGET),
+    }
+
+
+def layer_weights(keys, layer, bucket: Bucket):
+    """Unit-scale Ŵ (N, N) and b̂ (N,) of layer `layer` (1-based); W = sigma_w Ŵ, b = sigma_b b̂."""
+    dtype = jnp.dtype(bucket.dtype)
+    w_hat = inits.get(bucket.init)(jax.random.fold_in(keys["weight"], layer), bucket.width, dtype)
+    b_hat = jax.random.normal(jax.random.fold_in(keys["bias"], layer), (bucket.width,), dtype)
+    return w_hat, b_hat
+
+
+def _unit_rows(key, shape, dtype):
+    """Gaussian rows rescaled to ||row||^2 / N = 1."""
+    rows = jax.random.normal(key, shape, jnp.float32)
+    rows = rows / jnp.sqrt(jnp.mean(rows**2, axis=-1, keepdims=True))
+    return rows.astype(dtype)
+
+
+def probe_inputs(keys, bucket: Bucket):
+    """Probe inputs x (B, N) with ||x||^2 / N = 1 exactly up to the dtype's rounding."""
+    return _unit_rows(keys["probe"], (bucket.batch, bucket.width), jnp.dtype(bucket.dtype))
+
+
+def _rms(v):
+    """Row RMS of v (..., N) and v rescaled to unit RMS (0 stays 0), reduced in float64
+    so that renormalising a unit vector adds no bias however many layers repeat it."""
+    v = v.astype(jnp.float64)
+    peak = jnp.max(jnp.abs(v), axis=-1, keepdims=True)
+    safe_peak = jnp.where(peak > 0, peak, 1)
+    rms = peak[..., 0] * jnp.sqrt(jnp.mean((v / safe_peak) ** 2, axis=-1))
+    unit = v / jnp.where(rms > 0, rms, 1)[..., None]
+    return rms, unit
+
+
+def _log(x):
+    return jnp.log(x.astype(jnp.float64))
+
+
+def normalise(v, log_v, dtype):
+    """Splits exp(log_v) * v (..., N) into a unit-RMS vector in `dtype` and its log-scale."""
+    rms, unit = _rms(v)
+    return unit.astype(dtype), log_v + jnp.log(rms)
+
+
+def add_scaled(log_p, p, log_q, q, compute_dtype):
+    """exp(log_p) p + exp(log_q) q, exactly, as (s, m) with the sum = exp(m) s and |s| = O(1).
+
+    log_p, log_q: (...,) log-scales; p, q: (..., N) vectors (q may broadcast).
+    """
+    m = jnp.maximum(log_p, log_q)
+    shift = jnp.where(jnp.isfinite(m), m, 0.0)
+    weight_p = jnp.exp(log_p - shift).astype(compute_dtype)[..., None]
+    weight_q = jnp.exp(log_q - shift).astype(compute_dtype)[..., None]
+    return weight_p * p.astype(compute_dtype) + weight_q * q.astype(compute_dtype), m
+
+
+def scaled_activation(activation: activations.Activation, h, log_h, compute_dtype):
+    """phi and phi' at the pre-activation exp(log_h) h, exactly, whatever log_h is.
+
+    Args:
+      h: (B, N) pre-activations at O(1) scale; log_h: (B,) their log-scale.
+    Returns:
+      (v, log_v, dphi): phi(exp(log_h) h) = exp(log_v) v, with v (B, N) of O(1) scale,
+      and dphi (B, N) = phi'(exp(log_h) h).
+    """
+    if activation.homogeneous:
+        x, excess = h, log_h
+    else:
+        clip = activations.LOG_SCALE_CLIP
+        clipped = jnp.clip(log_h, -clip, clip)
+        # Outside the clip range phi is linear near 0 (keeps the scale if phi(0) = 0) or at
+        # its asymptote far out (keeps the scale if phi grows), to float32 rounding.
+        big = (log_h > clip) & activation.grows
+        small = (log_h < -clip) & activation.zero_at_origin
+        excess = jnp.where(big | small, log_h - clipped, 0.0)
+        x = jnp.exp(jnp.where(jnp.isfinite(clipped), clipped, -clip)).astype(compute_dtype)[:, None] * h
+    x = x.astype(compute_dtype)
+    v, dphi = jax.jvp(activation.fn, (x,), (jnp.ones_like(x),))
+    return v, excess, dphi
+
+
+def _log_rms_over_batch(log_norm):
+    """log sqrt(mean_B exp(2 log_norm)), stable; log_norm (..., B)."""
+    return 0.5 * (jax.nn.logsumexp(2 * log_norm, axis=-1) - math.log(log_norm.shape[-1]))
+
+
+def _first_true(flags):
+    """Index (1-based layer) of the first True in flags (L,), or 0 when there is none."""
+    return jnp.where(jnp.any(flags), jnp.argmax(flags) + 1, 0)
+
+
+def _forward_one(a_hat, log_a, raw, sigma_w, sigma_b, w_hat, b_hat, bucket: Bucket):
+    """One layer of one family. a_hat (B, N), log_a (B,), raw (B, N); Ŵ (N, N), b̂ (N,)."""
+    act = activations.get(bucket.activation)
+    dtype, compute_dtype = jnp.dtype(bucket.dtype), bucket.compute_dtype
+    # Exact, in log space: h = sigma_w Ŵ a + sigma_b b̂.
+    z = jnp.matmul(a_hat, w_hat.T, preferred_element_type=compute_dtype)
+    log_b = jnp.broadcast_to(_log(sigma_b), log_a.shape)
+    h, log_h = add_scaled(log_a + _log(sigma_w), z, log_b, b_hat, compute_dtype)
+    v, log_v, dphi = scaled_activation(act, h, log_h, compute_dtype)
+    a_hat, log_a = normalise(v, log_v, dtype)
+    # What the dtype itself does: a plain pass, for overflow and underflow.
+    w = jnp.asarray(sigma_w, dtype) * w_hat
+    raw = act.fn(raw @ w.T + jnp.asarray(sigma_b, dtype) * b_hat).astype(dtype)
+    overflow = ~jnp.all(jnp.isfinite(raw))
+    underflow = jnp.all(raw == 0)
+    return a_hat, log_a, raw, dphi.astype(dtype), overflow, underflow
+
+
+def _unit_matrices(m, log_m):
+    """Rescales each matrix of m (F, N, N) to unit Frobenius norm; log_m (F,) takes the scale."""
+    norm = jnp.sqrt(jnp.sum(m**2, axis=(-2, -1)))
+    ok = norm > 0
+    return m / jnp.where(ok, norm, 1.0)[:, None, None], log_m + jnp.log(norm)
+
+
+def _largest_singular_values(m):
+    """sigma_max of each matrix in m (F, N, N). lax.map, not vmap: batched LAPACK calls
+    can deadlock XLA's CPU thread pool."""
+    return jax.lax.map(lambda one: jnp.linalg.norm(one, 2), m)
+
+
+def forward(sigma_w, sigma_b, keys, bucket: Bucket, measured):
+    """Forward pass of F families to the deepest depth, in log space, with a plain dtype
+    pass beside it. The families share every weight matrix: it is drawn once per layer.
+
+    Args:
+      sigma_w, sigma_b: (F,); keys: from family_keys; measured: (L,) bool, True at
+        layers that are a measured depth.
+    Returns a dict of:
+      a_hat (F, L+1, B, N), log_a (F, L+1, B): activations a_l = exp(log_a) a_hat, l = 0..L;
+      dphi (F, L, B, N): phi'(h_l);
+      log_jac_sv (F, L, 2): ln of the largest and smallest singular values of the
+        input-output Jacobian at probe 0, at measured layers (NaN elsewhere);
+      overflow (F, L), underflow (F, L): the plain dtype pass gave inf/NaN, or all zeros.
+    """
+    n_families, n = sigma_w.shape[0], bucket.width
+    log_sigma_w = _log(sigma_w)
+    x = probe_inputs(keys, bucket)
+    layer_step = jax.vmap(functools.partial(_forward_one, bucket=bucket), in_axes=(0, 0, 0, 0, 0, None, None))
+
+    def step(carry, xs):
+        a_hat, log_a, raw, jac, log_jac, inv, log_inv, singular = carry
+        layer, is_measured = xs
+        w_hat, b_hat = layer_weights(keys, layer, bucket)
+        a_hat, log_a, raw, dphi, overflow, underflow = layer_step(a_hat, log_a, raw, sigma_w, sigma_b, w_hat, b_hat)
+
+        # Jacobian at probe 0, J = D_l W_l ... D_1 W_1, and its inverse, each kept as a
+        # unit-norm matrix and a log-scale: sigma_max(J) and 1/sigma_max(J^-1) are then
+        # exact to rounding however ill-conditioned J becomes.
+        d0 = dphi[:, 0].astype(jnp.float64)
+        w64 = w_hat.astype(jnp.float64)
+        jac, log_jac = _unit_matrices(d0[:, :, None] * jnp.einsum("ij,fjk->fik", w64, jac), log_jac + log_sigma_w)
+        singular = singular | jnp.any(d0 == 0, axis=-1) | (sigma_w == 0)
+        # inv <- inv W^-1 D^-1, all families through one LU of the shared W.
+        lu = jax.scipy.linalg.lu_factor(w64.T)
+        rhs = jnp.transpose(inv, (2, 0, 1)).reshape(n, n_families * n)
+        inv_w = jax.scipy.linalg.lu_solve(lu, rhs).reshape(n, n_families, n).transpose(1, 2, 0)
+        inv_step = inv_w / jnp.where(d0 == 0, 1.0, d0)[:, None, :]
+        inv, log_inv = _unit_matrices(jnp.where(singular[:, None, None], eye, inv_step), log_inv - log_sigma_w)
+
+        def extremes(_):
+            sv_max = log_jac + _log(_largest_singular_values(jac))
+            sv_min = -(log_inv + _log(_largest_singular_values(inv)))
+            return jnp.stack([sv_max, jnp.where(singular, -jnp.inf, sv_min)], axis=-1)
+
+        log_jac_sv = jax.lax.cond(is_measured, extremes, lambda _: jnp.full((n_families, 2), jnp.nan), None)
+        carry = (a_hat, log_a, raw, jac, log_jac, inv, log_inv, singular)
+        return carry, (a_hat, log_a, dphi, log_jac_sv, overflow, underflow)
+
+    eye = jnp.eye(n, dtype=jnp.float64)
+    xs0 = jnp.broadcast_to(x, (n_families, *x.shape))
+    log_a0 = jnp.zeros((n_families, bucket.batch), jnp.float64)
+    eyes, zeros = jnp.broadcast_to(eye, (n_families, n, n)), jnp.zeros((n_families,), jnp.float64)
+    init = (xs0, log_a0, xs0, eyes, zeros, eyes, zeros, jnp.zeros((n_families,), bool))
+    layers = jnp.arange(1, bucket.max_depth + 1)
+    _, (a_hat, log_a, dphi, log_jac_sv, overflow, underflow) = jax.lax.scan(step, init, (layers, measured))
+    layer_axis_second = lambda t: jnp.moveaxis(t, 0, 1)  # noqa: E731  scan stacks layers first
+    return {
+        "a_hat": jnp.concatenate([xs0[:, None], layer_axis_second(a_hat)], axis=1),
+        "log_a": jnp.concatenate([log_a0[:, None], layer_axis_second(log_a)], axis=1),
+        "dphi": layer_axis_second(dphi),
+        "log_jac_sv": layer_axis_second(log_jac_sv),
+        "overflow": overflow.T,
+        "underflow": underflow.T,
+    }
+
+
+def output_cotangents(a_hat, log_a, keys, bucket: Bucket):
+    """dℓ/da_d of one family at every layer d = 0..L: (g_hat (L+1, B, N), log_g (L+1, B)).
+
+    cotangent: ℓ = Σ_b <g_b, a_d^b> with fixed random unit-norm g_b, so dℓ/da_d = g.
+    mse: ℓ = mean_b ½ ||a_d^b - y_b||² with Gaussian targets y (||y||²/N = 1), so
+    dℓ/da_d = (a_d - y) / B, formed exactly in log space.
+    """
+    dtype, compute_dtype = jnp.dtype(bucket.dtype), bucket.compute_dtype
+    shape = (bucket.batch, bucket.width)
+    if bucket.loss == "cotangent":
+        g = _unit_rows(keys["cotangent"], shape, jnp.float32) / math.sqrt(bucket.width)
+        g_hat, log_g = normalise(g, jnp.zeros((bucket.batch,), jnp.float64), dtype)
+        return jnp.broadcast_to(g_hat, a_hat.shape), jnp.broadcast_to(log_g, log_a.shape)
+    y = _unit_rows(keys["target"], shape, jnp.float32)
+    diff, log_diff = add_scaled(log_a, a_hat, jnp.zeros_like(log_a), -y[None], compute_dtype)
+    return normalise(diff, log_diff - math.log(bucket.batch), dtype)
+
+
+def _backward_one(g_hat, log_g, start_hat, start_log, a_prev_hat, log_a_prev, dphi, sigma_w, w_hat, layer, bucket):
+    """One layer of every stream of one family. g_hat (S, B, N), log_g (S, B)."""
+    dtype, compute_dtype = jnp.dtype(bucket.dtype), bucket.compute_dtype
+    depths = jnp.asarray(bucket.depths)
+    starts = depths == layer
+    g_hat = jnp.where(starts[:, None, None], start_hat, g_hat)
+    log_g = jnp.where(starts[:, None], start_log, log_g)
+    live = depths >= layer
+
+    delta, log_delta = normalise(dphi[None] * g_hat, log_g, dtype)
+    # ||Σ_b δ_b a_b^T||_F through B x B Gram matrices; never forms an N x N gradient.
+    coeff = log_delta + log_a_prev[None]
+    top = jnp.max(coeff, axis=-1, keepdims=True)
+    weights = jnp.exp(coeff - jnp.where(jnp.isfinite(top), top, 0.0))
+    gram_delta = jnp.einsum("sbn,scn->sbc", delta, delta, preferred_element_type=compute_dtype)
+    gram_a = jnp.matmul(a_prev_hat, a_prev_hat.T, preferred_element_type=compute_dtype)
+    frob_sq = jnp.einsum("sb,sc,sbc,bc->s", weights, weights, gram_delta.astype(jnp.float64), gram_a.astype(jnp.float64))
+    log_grad = jnp.where(live, top[:, 0] + 0.5 * jnp.log(jnp.maximum(frob_sq, 0)), jnp.nan)
+
+    g_prev = jnp.matmul(delta, w_hat, preferred_element_type=compute_dtype)
+    g_hat, log_g = normalise(g_prev, log_delta + _log(sigma_w), dtype)
+    g_hat = jnp.where(live[:, None, None], g_hat, 0)
+    log_g = jnp.where(live[:, None], log_g, -jnp.inf)
+    return g_hat, log_g, log_grad
+
+
+def backward(sigma_w, fwd, keys, bucket: Bucket):
+    """Every measured depth's backward pass for F families at once, in log space.
+
+    Stream s starts at layer depths[s] with dℓ/da_{depths[s]} and is carried down to a_0;
+    at layer l only streams with depths[s] >= l are live.
+    Returns:
+      log_grad_norm (F, S, L): ln ||dℓ/dW_l||_F of stream s at layer l (NaN above depths[s]);
+      log_backward_gain (F, S): ln RMS_b ||dℓ/da_0|| - ln RMS_b ||dℓ/da_d||.
+    """
+    depths = jnp.asarray(bucket.depths)
+    n_families, n_streams = sigma_w.shape[0], len(bucket.depths)
+    g_out, log_g_out = jax.vmap(output_cotangents, in_axes=(0, 0, None, None))(fwd["a_hat"], fwd["log_a"], keys, bucket)
+    start_hat, start_log = g_out[:, depths], log_g_out[:, depths]
+    layer_step = jax.vmap(
+        functools.partial(_backward_one, bucket=bucket), in_axes=(0, 0, 0, 0, 0, 0, 0, 0, None, None)
+    )
+
+    def step(carry, xs):
+        layer, a_prev_hat, log_a_prev, dphi = xs
+        w_hat, _ = layer_weights(keys, layer, bucket)
+        g_hat, log_g, log_grad = layer_step(*carry, start_hat, start_log, a_prev_hat, log_a_prev, dphi, sigma_w, w_hat, layer)
+        return (g_hat, log_g), log_grad
+
+    shape = (n_families, n_streams, bucket.batch, bucket.width)
+    init = (jnp.zeros(shape, jnp.dtype(bucket.dtype)), jnp.full(shape[:3], -jnp.inf))
+    layers = jnp.arange(1, bucket.max_depth + 1)
+    layer_axis_first = lambda t: jnp.moveaxis(t, 1, 0)  # noqa: E731
+    xs = (layers, layer_axis_first(fwd["a_hat"][:, :-1]), layer_axis_first(fwd["log_a"][:, :-1]), layer_axis_first(fwd["dphi"]))
+    (_, log_g0), log_grad = jax.lax.scan(step, init, xs, reverse=True)
+    return {
+        "log_grad_norm": jnp.moveaxis(log_grad, 0, -1),
+        "log_backward_gain": _log_rms_over_batch(log_g0) - _log_rms_over_batch(start_log),
+    }
+
+
+def families(sigma_w, sigma_b, seed, root_key, measured, bucket: Bucket):
+    """All metrics of F families that share a seed (and so every weight), in log10.
+
+    Args:
+      sigma_w, sigma_b: (F,); seed: scalar; root_key: the sweep's root key;
+      measured: (L,) bool, True at measured depths.
+    Returns a dict of:
+      log10_act_norm (F, L+1): log10 sqrt(mean_B ||a_l||² / N), l = 0..L;
+      log10_grad_norm (F, S, L), log10_backward_gain (F, S), log10_jac_sv (F, L, 2);
+      overflow (F, L), underflow (F, L), dead (F, L): per-layer flags.
+    """
+    keys = family_keys(root_key, seed, bucket.width, bucket.init)
+    fwd = forward(sigma_w, sigma_b, keys, bucket, measured)
+    bwd = backward(sigma_w, fwd, keys, bucket)
+    log_act = _log_rms_over_batch(fwd["log_a"])
+    return {
+        "log10_act_norm": log_act / LN10,
+        "log10_grad_norm": bwd["log_grad_norm"] / LN10,
+        "log10_backward_gain": bwd["log_backward_gain"] / LN10,
+        "log10_jac_sv": fwd["log_jac_sv"] / LN10,
+        "overflow": fwd["overflow"],
+        "underflow": fwd["underflow"],
+        "dead": jnp.isneginf(log_act[:, 1:]),
+    }

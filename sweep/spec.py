@@ -1,0 +1,246 @@
+"""What a sweep is: its axes and settings, their validation, and the config table.
+
+A spec is a TOML file (or the same structure as a dict):
+
+    name = "example"
+    [axes]
+    depth = {start = 1, stop = 150, step = 1}
+    sigma_w = {start = 0.5, stop = 1.5, num = 41}
+    width = [2, 64]
+    [settings]
+    batch = 8
+
+Each axis is a list, or a range table: ``{start, stop, num}`` (inclusive, evenly spaced)
+or ``{start, stop, step}`` (inclusive of stop when it lands on the grid), with
+``log = true`` for geometric spacing. The sweep is the full cartesian product of the
+axes. Everything here is plain Python: no JAX.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import itertools
+import json
+import math
+import tomllib
+from importlib import resources
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from . import activations, inits
+
+AXES = ("depth", "sigma_w", "sigma_b", "width", "init", "activation", "seed")
+AXIS_DEFAULTS = {"sigma_b": [0.0], "seed": [0], "init": ["gaussian"], "activation": ["linear"]}
+REQUIRED_AXES = ("depth", "sigma_w", "width")
+SETTINGS_DEFAULTS = {"batch": 8, "dtype": "float32", "loss": "cotangent"}
+DTYPES = ("float32", "float64", "bfloat16", "float16")
+LOSSES = ("cotangent", "mse")
+TOP_LEVEL_KEYS = ("name", "axes", "settings")
+RANGE_KEYS = ("start", "stop", "num", "step", "log")
+# Axes that differ between configs of one family; everything else is shared by a family.
+FAMILY_AXES = ("width", "init", "activation", "seed", "sigma_w", "sigma_b")
+MAX_SEED = 2**31 - 1
+
+
+class SpecError(ValueError):
+    """A spec that cannot run; the message is one line naming the key and the fix."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Spec:
+    name: str
+    axes: dict[str, tuple]
+    batch: int = 8
+    dtype: str = "float32"
+    loss: str = "cotangent"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "axes": {k: list(v) for k, v in self.axes.items()},
+            "settings": {"batch": self.batch, "dtype": self.dtype, "loss": self.loss},
+        }
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), sort_keys=True)
+
+    @property
+    def n_configs(self) -> int:
+        return math.prod(len(v) for v in self.axes.values())
+
+    def configs(self) -> pd.DataFrame:
+        """The config table: one row per point of the grid, with a stable `config_id`."""
+        rows = list(itertools.product(*(self.axes[a] for a in AXES)))
+        table = pd.DataFrame(rows, columns=list(AXES))
+        table["config_id"] = [config_id(dict(zip(AXES, row))) for row in rows]
+        return table
+
+
+def config_id(values: dict[str, Any]) -> str:
+    """16 hex digits from the axis values alone, so ids are stable across runs and chunks."""
+    canonical = "|".join(f"{a}={values[a]!r}" for a in AXES)
+    return hashlib.sha1(canonical.encode()).hexdigest()[:16]
+
+
+def _canonical_float(x: float) -> float:
+    # 12 significant digits: a range's floating-point noise never changes a config id.
+    return float(f"{x:.12g}")
+
+
+def _expand_range(key: str, table: dict) -> list:
+    unknown = set(table) - set(RANGE_KEYS)
+    if unknown:
+        raise SpecError(f"axes.{key}: unknown range key {sorted(unknown)[0]!r}; accepted: start, stop, num or step, log")
+    if "start" not in table or "stop" not in table or ("num" in table) == ("step" in table):
+        raise SpecError(f"axes.{key}: a range needs start, stop and exactly one of num or step")
+    start, stop, log = table["start"], table["stop"], table.get("log", False)
+    for name in ("start", "stop"):
+        value = table[name]
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            raise SpecError(f"axes.{key}.{name}: {value!r} is not a finite number")
+    if not isinstance(log, bool):
+        raise SpecError(f"axes.{key}.log: {log!r} must be true or false")
+    if log and (start <= 0 or stop <= 0):
+        raise SpecError(f"axes.{key}: log = true needs start and stop > 0, got {start!r} and {stop!r}")
+    if "num" in table:
+        num = table["num"]
+        if isinstance(num, bool) or not isinstance(num, int) or num < 1:
+            raise SpecError(f"axes.{key}.num: {num!r} must be an integer >= 1")
+        values = np.geomspace(start, stop, num) if log else np.linspace(start, stop, num)
+    else:
+        step = table["step"]
+        if isinstance(step, bool) or not isinstance(step, (int, float)) or not step > 0:
+            raise SpecError(f"axes.{key}.step: {step!r} must be a number > 0 (a factor > 1 with log = true)")
+        if log:
+            if step <= 1:
+                raise SpecError(f"axes.{key}.step: with log = true the step is a factor and must be > 1, got {step!r}")
+            count = int(math.floor(math.log(stop / start) / math.log(step) + 1e-9)) + 1
+            values = start * step ** np.arange(max(count, 0))
+        else:
+            count = int(math.floor((stop - start) / step + 1e-9)) + 1
+            values = start + step * np.arange(max(count, 0))
+    integral = all(isinstance(table[k], int) for k in ("start", "stop", "step") if k in table)
+    if integral and not log:
+        return [int(round(v)) for v in values]
+    return [float(v) for v in values]
+
+
+def _axis_values(key: str, raw: Any) -> list:
+    if isinstance(raw, dict):
+        values = _expand_range(key, raw)
+    elif isinstance(raw, list):
+        values = raw
+    else:
+        values = [raw]
+    if not values:
+        raise SpecError(f"axes.{key}: the axis is empty; give at least one value")
+    return values
+
+
+def _check_int(key: str, value: Any, low: int, high: int | None = None, what: str = "an integer") -> int:
+    if isinstance(value, float) and value.is_integer() and key != "seed":
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise SpecError(f"axes.{key}: {value!r} is not {what}")
+    if value < low or (high is not None and value > high):
+        bound = f">= {low}" if high is None else f"in [{low}, {high}]"
+        raise SpecError(f"axes.{key}: {value!r} must be {bound}")
+    return value
+
+
+def _check_sigma(key: str, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise SpecError(f"axes.{key}: {value!r} is not a number; give a finite number >= 0")
+    if not math.isfinite(value) or value < 0:
+        raise SpecError(f"axes.{key}: {value!r} must be finite and >= 0")
+    return _canonical_float(float(value))
+
+
+def _check_name(key: str, value: Any, accepted) -> str:
+    if value not in accepted:
+        raise SpecError(f"axes.{key}: unknown {key} {value!r}; accepted: {', '.join(accepted)}")
+    return value
+
+
+def _validate_axis(key: str, values: list) -> tuple:
+    if key in ("depth", "width"):
+        checked = [_check_int(key, v, 1) for v in values]
+    elif key == "seed":
+        checked = [_check_int(key, v, 0, MAX_SEED, "an integer seed") for v in values]
+    elif key in ("sigma_w", "sigma_b"):
+        checked = [_check_sigma(key, v) for v in values]
+    elif key == "init":
+        checked = [_check_name(key, v, inits.INITS) for v in values]
+    else:
+        checked = [_check_name(key, v, activations.ACTIVATIONS) for v in values]
+    unique = sorted(set(checked), key=checked.index)
+    return tuple(sorted(unique) if key not in ("init", "activation") else unique)
+
+
+def from_dict(raw: dict[str, Any], default_name: str = "sweep") -> Spec:
+    """Validates a spec given as a dict (the parsed TOML). Raises SpecError."""
+    if not isinstance(raw, dict):
+        raise SpecError("a spec must be a table with [axes] and optional [settings]")
+    unknown = set(raw) - set(TOP_LEVEL_KEYS)
+    if unknown:
+        raise SpecError(f"unknown key {sorted(unknown)[0]!r}; accepted top-level keys: {', '.join(TOP_LEVEL_KEYS)}")
+    name = raw.get("name", default_name)
+    if not isinstance(name, str) or not name or "/" in name:
+        raise SpecError(f"name: {name!r} must be a non-empty string without '/'")
+    axes_raw = raw.get("axes", {})
+    if not isinstance(axes_raw, dict):
+        raise SpecError("axes: must be a table of axis = values")
+    unknown = set(axes_raw) - set(AXES)
+    if unknown:
+        raise SpecError(f"unknown axis {sorted(unknown)[0]!r}; accepted axes: {', '.join(AXES)}")
+    for key in REQUIRED_AXES:
+        if key not in axes_raw:
+            raise SpecError(f"axes.{key} is missing; give a list or a range such as {{start = 1, stop = 10, step = 1}}")
+    axes = {}
+    for key in AXES:
+        values = _axis_values(key, axes_raw[key]) if key in axes_raw else AXIS_DEFAULTS[key]
+        axes[key] = _validate_axis(key, values)
+
+    settings = raw.get("settings", {})
+    if not isinstance(settings, dict):
+        raise SpecError("settings: must be a table")
+    unknown = set(settings) - set(SETTINGS_DEFAULTS)
+    if unknown:
+        raise SpecError(f"unknown setting {sorted(unknown)[0]!r}; accepted: {', '.join(SETTINGS_DEFAULTS)}")
+    settings = {**SETTINGS_DEFAULTS, **settings}
+    batch = settings["batch"]
+    if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
+        raise SpecError(f"settings.batch: {batch!r} must be an integer >= 1")
+    if settings["dtype"] not in DTYPES:
+        raise SpecError(f"settings.dtype: unknown dtype {settings['dtype']!r}; accepted: {', '.join(DTYPES)}")
+    if settings["loss"] not in LOSSES:
+        raise SpecError(f"settings.loss: unknown loss {settings['loss']!r}; accepted: {', '.join(LOSSES)}")
+    return Spec(name=name, axes=axes, batch=batch, dtype=settings["dtype"], loss=settings["loss"])
+
+
+def load(path: str) -> Spec:
+    """Reads and validates a TOML spec file. Raises SpecError."""
+    try:
+        with open(path, "rb") as f:
+            raw = tomllib.load(f)
+    except FileNotFoundError:
+        raise SpecError(f"spec file {path!r} not found; give the path to a TOML spec") from None
+    except tomllib.TOMLDecodeError as err:
+        raise SpecError(f"spec file {path!r} is not valid TOML: {err}") from None
+    except OSError as err:
+        raise SpecError(f"spec file {path!r} cannot be read: {err.strerror}") from None
+    stem = path.rsplit("/", 1)[-1].rsplit(".", 1)[0]
+    return from_dict(raw, default_name=stem)
+
+
+PRESETS = ("lecture",)
+
+
+def preset(name: str) -> Spec:
+    if name not in PRESETS:
+        raise SpecError(f"unknown preset {name!r}; accepted: {', '.join(PRESETS)}")
+    text = resources.files("sweep").joinpath(f"presets/{name}.toml").read_text()
+    return from_dict(tomllib.loads(text))

@@ -1,0 +1,168 @@
+"""The results directory: Parquet parts with a fixed schema, atomic writes, and resume.
+
+    results/<name>/
+      sweep.json                the spec, root seed, versions and device
+      part-<16 hex>.parquet     one per evaluated chunk, written to a temp name and renamed
+
+A part either exists whole or not at all, so a crash or kill never leaves a half-written
+row, and a rerun computes only the configs whose ids are missing.
+"""
+
+from __future__ import annotations
+
+import glob
+import json
+import os
+import platform
+import uuid
+from importlib import metadata
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+SCHEMA = pa.schema(
+    [
+        ("config_id", pa.string()),
+        ("depth", pa.int64()),
+        ("width", pa.int64()),
+        ("sigma_w", pa.float64()),
+        ("sigma_b", pa.float64()),
+        ("init", pa.string()),
+        ("activation", pa.string()),
+        ("seed", pa.int64()),
+        ("dtype", pa.string()),
+        ("log10_act_norm", pa.list_(pa.float64())),
+        ("log10_forward_gain", pa.float64()),
+        ("log10_grad_norm", pa.list_(pa.float64())),
+        ("log10_backward_gain", pa.float64()),
+        ("log10_jac_sv_max", pa.float64()),
+        ("log10_jac_sv_min", pa.float64()),
+        ("overflow_layer", pa.int64()),
+        ("underflow_layer", pa.int64()),
+        ("status", pa.string()),
+    ]
+)
+MANIFEST = "sweep.json"
+PART_GLOB = "part-*.parquet"
+
+
+class StoreError(ValueError):
+    """A results directory that cannot be used as asked; the message says how to fix it."""
+
+
+def environment() -> dict:
+    import jax
+
+    def version(name):
+        try:
+            return metadata.version(name)
+        except metadata.PackageNotFoundError:
+            return None
+
+    return {
+        "sweep": version("sweep"),
+        "jax": jax.__version__,
+        "jaxlib": version("jaxlib"),
+        "device": str(jax.devices()[0].device_kind),
+        "platform": jax.default_backend(),
+        "device_count": jax.device_count(),
+        "python": platform.python_version(),
+        "prng_impl": str(jax.config.jax_default_prng_impl),
+        "threefry_partitionable": bool(jax.config.jax_threefry_partitionable),
+    }
+
+
+def _write_atomic(path: str, write) -> None:
+    tmp = f"{path}.{uuid.uuid4().hex[:8]}.tmp"
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def manifest(spec_dict: dict, root_seed: int) -> dict:
+    return {"spec": spec_dict, "root_seed": root_seed}
+
+
+def open_dir(out_dir: str, spec_dict: dict, root_seed: int, overwrite: bool) -> set[str]:
+    """Prepares out_dir for a run and returns the config ids already done there.
+
+    Refuses a directory holding a different sweep unless overwrite, which clears it.
+    """
+    path = os.path.join(out_dir, MANIFEST)
+    wanted = manifest(spec_dict, root_seed)
+    if os.path.exists(path):
+        try:
+            with open(path) as f:
+                found = json.load(f)
+        except (OSError, json.JSONDecodeError):
+            found = None
+        same = found is not None and {k: found.get(k) for k in wanted} == wanted
+        if not same and not overwrite:
+            raise StoreError(
+                f"{out_dir} holds a different sweep (spec or --seed differ); "
+                "use another --out, or --overwrite to replace it"
+            )
+        if not same:
+            for part in glob.glob(os.path.join(out_dir, PART_GLOB)):
+                os.remove(part)
+    elif os.path.isdir(out_dir) and glob.glob(os.path.join(out_dir, PART_GLOB)) and not overwrite:
+        raise StoreError(f"{out_dir} holds Parquet parts but no {MANIFEST}; use another --out, or --overwrite")
+    os.makedirs(out_dir, exist_ok=True)
+    for stale in glob.glob(os.path.join(out_dir, "*.tmp")):
+        os.remove(stale)
+    if overwrite:
+        for part in glob.glob(os.path.join(out_dir, PART_GLOB)):
+            os.remove(part)
+    record = {**wanted, **environment()}
+    _write_atomic(path, lambda tmp: _dump_json(record, tmp))
+    return done_ids(out_dir)
+
+
+def _dump_json(obj, path):
+    with open(path, "w") as f:
+        json.dump(obj, f, indent=2, sort_keys=True)
+        f.write("\n")
+
+
+def read_manifest(out_dir: str) -> dict:
+    path = os.path.join(out_dir, MANIFEST)
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except FileNotFoundError:
+        raise StoreError(f"{out_dir} is not a sweep results directory (no {MANIFEST}); give the --out of a run") from None
+
+
+def parts(out_dir: str) -> list[str]:
+    return sorted(glob.glob(os.path.join(out_dir, PART_GLOB)))
+
+
+def done_ids(out_dir: str) -> set[str]:
+    done: set[str] = set()
+    for part in parts(out_dir):
+        done.update(pq.read_table(part, columns=["config_id"]).column(0).to_pylist())
+    return done
+
+
+def write_part(out_dir: str, table: pa.Table, record: dict) -> str:
+    """Writes one chunk's rows atomically, with the run's record in the file metadata."""
+    table = table.replace_schema_metadata({b"sweep": json.dumps(record, sort_keys=True).encode()})
+    path = os.path.join(out_dir, f"part-{uuid.uuid4().hex[:16]}.parquet")
+    _write_atomic(path, lambda tmp: pq.write_table(table, tmp))
+    return path
+
+
+def load(out_dir: str) -> pd.DataFrame:
+    """Every row of a results directory as pandas, sorted by config; NaN stays NaN."""
+    read_manifest(out_dir)
+    files = parts(out_dir)
+    if not files:
+        return SCHEMA.empty_table().to_pandas()
+    table = pa.concat_tables(pq.read_table(p) for p in files)
+    # Integer columns with nulls (overflow_layer, underflow_layer) come back as float64 NaN.
+    frame = table.to_pandas()
+    return frame.sort_values(["init", "activation", "width", "seed", "sigma_b", "sigma_w", "depth"], kind="stable").reset_index(drop=True)
