@@ -103,7 +103,11 @@ def _log(x):
 def normalise(v, log_v, dtype):
     """Splits exp(log_v) * v (..., N) into a unit-RMS vector in `dtype` and its log-scale."""
     rms, unit = _rms(v)
-    return unit.astype(dtype), log_v + jnp.log(rms)
+    rounded = unit.astype(dtype)
+    # Charge the rounding's effect on the norm to the scale, so the pair (rounded, log)
+    # has exactly v's norm; otherwise a unit vector re-normalised every layer drifts.
+    rounded_rms, _ = _rms(rounded)
+    return rounded, log_v + jnp.log(rms) - jnp.log(jnp.where(rms > 0, rounded_rms, 1.0))
 
 
 def add_scaled(log_p, p, log_q, q, compute_dtype):
@@ -201,6 +205,7 @@ def forward(sigma_w, sigma_b, keys, bucket: Bucket, measured):
     n_families, n = sigma_w.shape[0], bucket.width
     log_sigma_w = _log(sigma_w)
     x = probe_inputs(keys, bucket)
+    x_hat, log_x = normalise(x, jnp.zeros((bucket.batch,), jnp.float64), jnp.dtype(bucket.dtype))
     layer_step = jax.vmap(functools.partial(_forward_one, bucket=bucket), in_axes=(0, 0, 0, 0, 0, None, None))
 
     def step(carry, xs):
@@ -233,10 +238,11 @@ def forward(sigma_w, sigma_b, keys, bucket: Bucket, measured):
         return carry, (a_hat, log_a, dphi, log_jac_sv, overflow, underflow)
 
     eye = jnp.eye(n, dtype=jnp.float64)
-    xs0 = jnp.broadcast_to(x, (n_families, *x.shape))
-    log_a0 = jnp.zeros((n_families, bucket.batch), jnp.float64)
+    xs0 = jnp.broadcast_to(x_hat, (n_families, *x.shape))
+    log_a0 = jnp.broadcast_to(log_x, (n_families, bucket.batch))
     eyes, zeros = jnp.broadcast_to(eye, (n_families, n, n)), jnp.zeros((n_families,), jnp.float64)
-    init = (xs0, log_a0, xs0, eyes, zeros, eyes, zeros, jnp.zeros((n_families,), bool))
+    raw0 = jnp.broadcast_to(x, (n_families, *x.shape))
+    init = (xs0, log_a0, raw0, eyes, zeros, eyes, zeros, jnp.zeros((n_families,), bool))
     layers = jnp.arange(1, bucket.max_depth + 1)
     _, (a_hat, log_a, dphi, log_jac_sv, overflow, underflow) = jax.lax.scan(step, init, (layers, measured))
     layer_axis_second = lambda t: jnp.moveaxis(t, 0, 1)  # noqa: E731  scan stacks layers first

@@ -1,0 +1,113 @@
+"""The command line: a thin wrapper over the Python API. Errors are one line, exit code 2."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from . import api, engine, lecture, spec as spec_module, store
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # one line, not argparse's usage block
+        raise spec_module.SpecError(f"{self.prog}: {message} (see {self.prog} --help)")
+
+
+def _positive_int(text):
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} must be >= 1")
+    return value
+
+
+def _seed(text):
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer seed") from None
+    if not 0 <= value <= spec_module.MAX_SEED:
+        raise argparse.ArgumentTypeError(f"{text!r} must be in [0, {spec_module.MAX_SEED}]")
+    return value
+
+
+def _bytes(text):
+    units = {"k": 2**10, "m": 2**20, "g": 2**30}
+    try:
+        if text[-1].lower() in units:
+            return int(float(text[:-1]) * units[text[-1].lower()])
+        return int(text)
+    except (ValueError, IndexError):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a size such as 2G or 512M") from None
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="sweep", description="Map where deep networks explode or vanish.")
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    run = commands.add_parser("run", help="run a sweep (default: the built-in lecture preset)")
+    run.add_argument("spec", nargs="?", help="TOML spec file; omitted: the lecture preset")
+    run.add_argument("--out", help="results directory (default: results/<name>)")
+    run.add_argument("--chunk-size", type=_positive_int, help="configs per compiled batch (default: from the memory budget)")
+    run.add_argument("--memory-budget", type=_bytes, default=engine.DEFAULT_MEMORY_BUDGET, help="bytes per chunk, e.g. 2G")
+    run.add_argument("--seed", type=_seed, default=0, help="root seed (default 0)")
+    run.add_argument("--overwrite", action="store_true", help="replace a different sweep in --out")
+    run.add_argument("--quiet", action="store_true", help="no progress bar or summary")
+
+    info = commands.add_parser("info", help="describe a results directory")
+    info.add_argument("dir")
+    return parser
+
+
+def _run(args) -> int:
+    sweep = spec_module.load(args.spec) if args.spec else spec_module.preset("lecture")
+    frame = api.run(
+        sweep,
+        args.out,
+        root_seed=args.seed,
+        chunk_size=args.chunk_size,
+        memory_budget=args.memory_budget,
+        overwrite=args.overwrite,
+        progress=not args.quiet,
+    )
+    if args.spec is None:
+        print(lecture.lecture_table(frame))
+    return 0
+
+
+def _info(args) -> int:
+    record = store.read_manifest(args.dir)
+    frame = store.load(args.dir)
+    sweep = spec_module.from_dict(record["spec"])
+    print(f"{args.dir}: sweep {sweep.name!r}, root seed {record['root_seed']}")
+    print(json.dumps(record["spec"], indent=2))
+    print(f"rows: {len(frame)} of {sweep.n_configs} configs ({len(store.parts(args.dir))} parts)")
+    print(f"run with jax {record.get('jax')} on {record.get('device')} ({record.get('platform')})")
+    if len(frame):
+        print("status:")
+        for status, count in frame["status"].value_counts().items():
+            print(f"  {status:<10} {count}")
+    return 0
+
+
+def main(argv=None) -> int:
+    try:
+        args = build_parser().parse_args(argv)
+        return {"run": _run, "info": _info}[args.command](args)
+    except (spec_module.SpecError, store.StoreError) as err:
+        print(f"sweep: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("sweep: interrupted; finished chunks are saved, rerun the same command to resume", file=sys.stderr)
+        return 130
+
+
+def console() -> None:
+    sys.exit(main())
+
+
+if __name__ == "__main__":
+    console()
