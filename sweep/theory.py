@@ -15,7 +15,9 @@ Conventions (z, z1, z2 are independent standard normals throughout):
       q^1 = sigma_w^2 * q0 + sigma_b^2,
       q^l = sigma_w^2 * E[phi(sqrt(q^{l-1}) z)^2] + sigma_b^2      for l >= 2.
 
-- ``q*`` is the limit of that sequence (0 or +inf where it collapses or diverges).
+- ``q*`` is the limit of that sequence: 0 where it collapses (reported below
+  Q_MIN = 1e-200), +inf where it diverges (above Q_MAX = 1e12). Moments at q = 0 are the
+  q -> 0+ limits (e.g. E[relu'(sqrt(q) z)^2] = 1/2, not relu'(0)^2).
 - ``chi1 = sigma_w^2 E[phi'(sqrt(q*) z)^2]`` is the per-layer ratio of squared norms of
   the back-propagated signal, so the backward signal's norm changes by
   ``0.5 * log10(chi1)`` decades per layer.
@@ -31,10 +33,14 @@ Conventions (z, z1, z2 are independent standard normals throughout):
 - Depth scales are signed: ``xi = -1 / ln(chi)``. xi > 0: perturbations decay like
   exp(-l / xi); xi < 0: they grow like exp(l / |xi|); chi = 1 exactly gives +inf (never
   NaN), chi = 0 gives 0. ``xi_c`` uses chi_c, ``xi_q`` chi_q, ``xi_grad`` chi1.
-- Where q* = +inf (linear/relu-like activations with sigma_w^2 E[phi'^2] >= 1 and
-  sigma_b > 0, or > 1 for any sigma_b) chi1 is the q -> inf limit, and the normalised
-  correlation map of an asymptotically piecewise-linear phi has slope 1 at c = 1, so
-  c* = 1, chi_c = 1, xi_c = +inf; chi_q is reported as chi1 (the per-layer growth of q).
+- q* = +inf happens for activations that grow linearly at infinity (linear, relu,
+  gelu, elu, ...) once sigma_w^2 lim_{q->inf} E[phi'^2] reaches 1 with sigma_b > 0 or
+  exceeds 1. chi1 is then that q -> inf limit; the normalised correlation map of an
+  asymptotically piecewise-linear phi has slope 1 at c = 1, so c* = 1, chi_c = 1 and
+  xi_c = +inf; chi_q is reported as chi1 (the per-layer growth factor of q).
+- Phases (PHASES, theory_phase): ordered if ln chi1 < -CRITICAL_LOG_CHI1_TOLERANCE,
+  chaotic if > +CRITICAL_LOG_CHI1_TOLERANCE, critical in between (1e-3: the backward
+  norm then drifts by less than e^0.5 over 1000 layers).
 
 Which initialisations this describes. The mean field only sees the first two moments of
 i.i.d. weights, so it applies unchanged to i.i.d. Gaussian, uniform and truncated-normal
@@ -59,18 +65,25 @@ over arrays of configs (C configs), vmapping a scalar core internally.
   scale 1/sqrt(q) and the Gaussian's scale 1. With 48 nodes per panel the relative
   error is <= 2e-14 for q from 0 to 1e12 (tested against 96 nodes).
 - q* is the root of g(s) = ln(sigma_w^2 E[phi(sqrt(e^s) z)^2] + sigma_b^2) - s in
-  s = ln q on the side of q^1 the iteration moves to, found by safeguarded Newton with
-  bisection (to 1e-13 in ln q), because plain iteration converges arbitrarily slowly
-  near criticality (algebraically at sigma_b = 0). The length map is increasing for
-  every registry activation, so the iteration from q^1 converges monotonically to the
-  nearest root in its direction, which is the one bracketed.
+  s = ln q, bracketed between ln q^1 and ln Q_MIN or ln Q_MAX on the side the iteration
+  moves to, and found by safeguarded Newton/bisection to 1e-13 in ln q. Plain iteration
+  is not used because it converges arbitrarily slowly near criticality (algebraically
+  at sigma_b = 0). The length map is increasing for every registry activation, so the
+  iteration from q^1 converges monotonically to the nearest root on that side; the
+  solver returns that root whenever it is the only one in the bracket (a map with
+  several fixed points on one side could send it to a farther one).
 - The correlation map uses Mehler's expansion E[phi(u1) phi(u2)] = sum_k a_k^2 c^k with
-  a_k = E[phi(sqrt(q) z) He_k(z)] / sqrt(k!), i.e. the 2-D Gaussian expectation through
-  N_MEHLER 1-D projections computed by the rule above. The terms beyond N_MEHLER are
+  a_k = E[phi(sqrt(q) z) He_k(z)] / sqrt(k!): the 2-D Gaussian expectation through
+  N_MEHLER 1-D projections. They come from a fixed 120-node folded rule as one matrix
+  product, or, for activations with kinks away from u = 0 (_ADAPTIVE_MEHLER: hard_tanh;
+  add new ones there), from the q-adaptive rule above. The terms beyond N_MEHLER are
   modelled as R c^kappa with R and kappa fixed so that the map's value and slope at c = 1
-  are exact (C(1) = 1, C'(1) = chi1); the phase boundary is therefore exact and c* is
-  accurate to ~1e-10 for q* <= 5 (the whole tanh critical line up to sigma_b^2 ~ 2) and
-  to ~1e-6 for q* <= 30 even next to the transition. Being a power series with
+  are exact (C(1) = 1, C'(1) = chi1), so the phase boundary is exact. For smooth phi c*
+  is then accurate to ~1e-10 for q* <= 5 (the tanh critical line up to sigma_b^2 ~ 2)
+  and to ~1e-6 for q* <= 30 even next to the transition (deeper in the chaotic phase c*
+  is far from 1 and the truncation is harmless). For phi with a kink at 0 (selu, elu,
+  leaky_relu) a_k^2 decays only algebraically: near c = 1 the map's slope is good to
+  ~1e-3 (relu and linear use their closed forms). Being a power series with
   non-negative coefficients, C is convex on [0, 1], so Newton from c = 0 climbs
   monotonically to c*.
 - Closed forms replace quadrature for linear (E[phi^2] = q, E[phi'^2] = 1), relu
@@ -190,9 +203,9 @@ def _fixed_mehler_rule() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray
     except hard_tanh, whose kinks at |u| = 1 move with q; see _ADAPTIVE_MEHLER).
 
     Returns:
-      (z, weights, even_table, odd_table): z and weights (Gaussian density included) of
-      shape (N,), and tables (N_MEHLER/2, N) of weights * h_k(z) for even / odd k, h_k
-      the orthonormal (probabilists') Hermite polynomials.
+      (z, even_table, odd_table): nodes z of shape (N,), and tables (N_MEHLER/2, N) of
+      weights * h_k(z) for even / odd k (weights include the Gaussian density), h_k the
+      orthonormal (probabilists') Hermite polynomials.
     """
     pieces = []
     for kind, lo, hi, order in [("linear", 0.0, 1e-6, 8), ("log", 1e-6, 1.0, 64), ("linear", 1.0, Z_MAX, 48)]:
@@ -210,10 +223,10 @@ def _fixed_mehler_rule() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray
     for k in range(N_MEHLER):
         table[k] = weights * h
         h_prev, h = h, (z * h - math.sqrt(k) * h_prev) / math.sqrt(k + 1)
-    return z, weights, table[0::2], table[1::2]
+    return z, table[0::2], table[1::2]
 
 
-_MEHLER_Z, _MEHLER_WEIGHTS, _MEHLER_EVEN, _MEHLER_ODD = _fixed_mehler_rule()
+_MEHLER_Z, _MEHLER_EVEN, _MEHLER_ODD = _fixed_mehler_rule()
 # Activations with kinks off the origin get their Hermite coefficients from the adaptive
 # panel rule (breakpoints on the kinks) by recurrence: exact, but ~5x slower.
 _ADAPTIVE_MEHLER = frozenset({"hard_tanh"})
@@ -461,10 +474,10 @@ def _depth_scale(chi):
 
 
 def _phase_code(chi1):
+    """Index into PHASES; -1 where chi1 is NaN (NaN inputs)."""
     log_chi1 = jnp.log(chi1)
-    return jnp.where(
-        jnp.abs(log_chi1) < CRITICAL_LOG_CHI1_TOLERANCE, 1, jnp.where(log_chi1 < 0, 0, 2)
-    ).astype(jnp.int32)
+    code = jnp.where(jnp.abs(log_chi1) < CRITICAL_LOG_CHI1_TOLERANCE, 1, jnp.where(log_chi1 < 0, 0, 2))
+    return jnp.where(jnp.isnan(chi1), -1, code).astype(jnp.int32)
 
 
 def _all_core(activation, closed_form, sigma_w, sigma_b, q0):
@@ -488,23 +501,37 @@ def _q_star_only(activation, closed_form, sigma_w, sigma_b, q0):
 @functools.lru_cache(maxsize=None)
 def _compiled(core: Callable, activation: str, closed_form: bool) -> Callable:
     activations.get(activation)  # unknown names fail here, with the accepted list
-    one = functools.partial(core, activation, closed_form)
-    # Chunks of configs: each chunk's loops stop when its own configs converge, and its
-    # working set stays in cache.
-    return jax.jit(lambda *args: jax.lax.map(lambda xs: one(*xs), args, batch_size=_CHUNK))
+    return jax.jit(jax.vmap(functools.partial(core, activation, closed_form)))
 
 
-def _broadcast_call(core, activation, *args, closed_form=True):
-    """Broadcast args to one shape S, run the vmapped core on them flat, reshape to S."""
+def _broadcast_call(core, activation, *args, closed_form=True, block=_CHUNK):
+    """Broadcast args to one shape S, run the vmapped core on them flat, reshape to S.
+
+    Concrete inputs are deduplicated, then go through one compiled function of a fixed
+    batch size (8 for up to 8 distinct configs, else `block`), called once per block of
+    configs (padded by repeating the last config), so no new input size ever recompiles,
+    and each block's loops stop when its own configs converge. Traced inputs (under an
+    outer jit/vmap) are mapped in the trace with lax.map in blocks instead.
+    """
     arrays = jnp.broadcast_arrays(*[jnp.asarray(a, jnp.float64) for a in args])
     shape = arrays[0].shape
     size = math.prod(shape)
-    # Pad to a few bucket sizes (powers of two up to _CHUNK, then multiples of it) so that
-    # new batch sizes rarely recompile; the padding repeats the last config.
-    padded = max(8, 1 << max(size - 1, 0).bit_length()) if size <= _CHUNK else -(-size // _CHUNK) * _CHUNK
-    flat = [jnp.pad(a.reshape(-1), (0, padded - size), mode="edge") if size else jnp.zeros(padded) for a in arrays]
-    out = _compiled(core, activation, closed_form)(*flat)
-    return jax.tree.map(lambda o: o[:size].reshape(shape + o.shape[1:]), out)
+    if any(isinstance(a, jax.core.Tracer) for a in arrays):
+        one = functools.partial(core, activation, closed_form)
+        out = jax.lax.map(lambda xs: one(*xs), [a.reshape(-1) for a in arrays], batch_size=block)
+    else:
+        # Sweeps repeat (sigma_w, sigma_b) across depths and seeds: solve each distinct one once.
+        columns = np.stack([np.asarray(a).reshape(-1) for a in arrays], axis=1)
+        distinct, inverse = np.unique(columns, axis=0, return_inverse=True)
+        count = distinct.shape[0]
+        width = 8 if count <= 8 else block
+        padded = max(-(-count // width), 1) * width
+        flat = np.pad(distinct, ((0, padded - count), (0, 0)), mode="edge") if count else np.zeros((padded, len(arrays)))
+        fn = _compiled(core, activation, closed_form)
+        pieces = [fn(*flat[i : i + width].T) for i in range(0, padded, width)]
+        index = jnp.asarray(inverse.reshape(-1))
+        out = jax.tree.map(lambda *parts: jnp.concatenate(parts)[index], *pieces)
+    return jax.tree.map(lambda o: o.reshape(shape + o.shape[1:]), out)
 
 
 # ---------------------------------------------------------------------------------------
@@ -688,33 +715,27 @@ def critical_line(activation: str, sigma_b2_values) -> np.ndarray:
     Returns:
       numpy float64 array of shape (B,).
     """
-    sigma_b2 = jnp.atleast_1d(jnp.asarray(sigma_b2_values, jnp.float64))
-    return np.asarray(_critical_line_compiled(activation)(sigma_b2))
+    sigma_b2 = np.atleast_1d(np.asarray(sigma_b2_values, np.float64))
+    return np.asarray(_broadcast_call(_critical_sigma_w2_core, activation, sigma_b2, block=8))
 
 
-@functools.lru_cache(maxsize=None)
-def _critical_line_compiled(activation: str) -> Callable:
-    activations.get(activation)
-
+def _critical_sigma_w2_core(activation, closed_form, sigma_b2):
     def excess(log_sigma_w2, sigma_b):
         sigma_w = jnp.exp(0.5 * log_sigma_w2)
-        return _q_star_only(activation, True, sigma_w, sigma_b, 1.0)["chi1"] - 1.0
+        return _q_star_only(activation, closed_form, sigma_w, sigma_b, 1.0)["chi1"] - 1.0
 
-    def one(sigma_b2):
-        sigma_b = jnp.sqrt(sigma_b2)
-        lo, hi = jnp.log(1e-4), jnp.log(1e4)
-        valid = (excess(lo, sigma_b) < 0) & (excess(hi, sigma_b) > 0)
+    sigma_b = jnp.sqrt(sigma_b2)
+    lo, hi = jnp.log(1e-4), jnp.log(1e4)
+    valid = (excess(lo, sigma_b) < 0) & (excess(hi, sigma_b) > 0)
 
-        def halve(_, bracket):
-            lo, hi = bracket
-            mid = 0.5 * (lo + hi)
-            below = excess(mid, sigma_b) < 0
-            return jnp.where(below, mid, lo), jnp.where(below, hi, mid)
+    def halve(_, bracket):
+        lo, hi = bracket
+        mid = 0.5 * (lo + hi)
+        below = excess(mid, sigma_b) < 0
+        return jnp.where(below, mid, lo), jnp.where(below, hi, mid)
 
-        lo, hi = jax.lax.fori_loop(0, 64, halve, (lo, hi))
-        return jnp.where(valid, jnp.exp(0.5 * (lo + hi)), jnp.nan)
-
-    return jax.jit(jax.vmap(one))
+    lo, hi = jax.lax.fori_loop(0, 64, halve, (lo, hi))
+    return jnp.where(valid, jnp.exp(0.5 * (lo + hi)), jnp.nan)
 
 
 def critical_sigma_w2(activation: str, sigma_b2: float) -> float:

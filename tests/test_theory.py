@@ -17,15 +17,21 @@ from sweep import theory
 # ---------------------------------------------------------------------------------------
 # Independent numpy reference: Simpson on z in [-12, 12] (mass outside: 3.6e-33).
 
-_Z = np.linspace(-12.0, 12.0, 12001)  # h = 2e-3
+_H = 2e-3
+_Z = np.linspace(-12.0, 12.0, 12001)  # step _H (taken exact: z[1] - z[0] is off by 3e-13)
 _SIMPSON = np.full(_Z.size, 2.0)
 _SIMPSON[1::2] = 4.0
 _SIMPSON[[0, -1]] = 1.0
-_SIMPSON *= (_Z[1] - _Z[0]) / 3.0 * np.exp(-0.5 * _Z**2) / math.sqrt(2 * math.pi)
+_SIMPSON *= _H / 3.0 * np.exp(-0.5 * _Z**2) / math.sqrt(2 * math.pi)
 
 
 def simpson_expectation(f, q):
-    """E[f(sqrt(q) z)]; Simpson error ~ h^4 f''''/180 ~ 1e-13 for tanh-like f at q <= 4."""
+    """E[f(sqrt(q) z)] by Simpson on the uniform grid.
+
+    For an integrand analytic in a strip |Im z| < d and negligible at the ends, uniform
+    composite rules converge geometrically, error ~ exp(-2 pi d / h): for tanh(sqrt(q) z)
+    d = pi / (2 sqrt(q)), so even q = 1e3 (d = 0.05, h = 2e-3) leaves only rounding
+    """
     return float(np.dot(_SIMPSON, f(math.sqrt(q) * _Z)))
 
 
@@ -86,13 +92,13 @@ def test_quadrature_converges_for_large_q(name, f):
 
 
 def test_quadrature_matches_independent_integration_where_gauss_hermite_fails():
-    # Simpson with h = 2e-3 still resolves tanh(sqrt(q) z) at q = 1e3 (feature width
-    # 1/sqrt(q) = 0.03 = 15 h): its error h^4 q^2 f''''/180 ~ 1e-10, so 1e-9 relative.
-    # Gauss-Hermite with 200 nodes is off by >1e-3 there, which is why theory doesn't use it.
+    # Both sides are at rounding level up to q = 1e3 (measured agreement <= 7e-15):
+    # 1e-12 relative. Gauss-Hermite with 200 nodes is off by > 1e-3 at q = 1e3,
+    # which is why sweep.theory does not use it.
     for q in [1.0, 30.0, 1e3]:
         expected = simpson_expectation(dtanh_sq, q)
         got = float(theory.gaussian_expectation(lambda u: (1 - jnp.tanh(u) ** 2) ** 2, q))
-        assert got == pytest.approx(expected, rel=1e-9)
+        assert got == pytest.approx(expected, rel=1e-12)
     nodes, weights = np.polynomial.hermite_e.hermegauss(200)
     gauss_hermite = np.dot(weights, dtanh_sq(math.sqrt(1e3) * nodes)) / math.sqrt(2 * math.pi)
     assert abs(gauss_hermite / simpson_expectation(dtanh_sq, 1e3) - 1) > 1e-3
@@ -188,8 +194,8 @@ def test_tanh_kernel_matches_2d_gauss_hermite():
 def test_hard_tanh_kernel_matches_conditional_reference():
     # hard_tanh's kinks at |u| = 1 move with q, so its Hermite coefficients come from the
     # adaptive panel rule. Reference: E[clip(u1) E[clip(u2) | u1]] with the inner
-    # expectation in closed form (normal cdf/pdf) and the outer one by Simpson on a grid
-    # with the kinks at z = +-1/sqrt(q) as nodes (kinks cost O(h^2) ~ 1e-9 otherwise).
+    # expectation in closed form (normal cdf/pdf) and the outer one by Richardson-
+    # extrapolated trapezoid rules on three pieces split at the kinks z = +-1/sqrt(q).
     q, c = 2.0, 0.6
     kink = 1 / math.sqrt(q)
     grid = np.concatenate([np.linspace(-12, -kink, 6001), np.linspace(-kink, kink, 2001)[1:], np.linspace(kink, 12, 6001)[1:]])
@@ -200,15 +206,16 @@ def test_hard_tanh_kernel_matches_conditional_reference():
     lo, hi = (-1 - mean) / std, (1 - mean) / std
     inner = -cdf(lo) + (1 - cdf(hi)) + mean * (cdf(hi) - cdf(lo)) + std * (pdf(lo) - pdf(hi))
     integrand = np.clip(u1, -1, 1) * inner * pdf(grid)
-    expected = sum(
-        np.trapezoid(integrand[s], grid[s])
-        for s in [slice(0, 6001), slice(6000, 8001), slice(8000, None)]
-    )
+    pieces = [slice(0, 6001), slice(6000, 8001), slice(8000, None)]  # even interval counts
+    fine = sum(np.trapezoid(integrand[p], grid[p]) for p in pieces)
+    coarse = sum(np.trapezoid(integrand[p][::2], grid[p][::2]) for p in pieces)
+    expected = (4 * fine - coarse) / 3  # O(h^4): the plain trapezoid error was 2e-8
     m = theory._moments("hard_tanh")
     mean_sq, _, mean_dphi_sq = m.stats(q)
     value, _ = m.kernel(jnp.float64(q), mean_sq, mean_dphi_sq)(jnp.float64(c))
-    # trapezoid with h = 2e-3 on smooth pieces: error ~ h^2/12 * f'' ~ 1e-7.
-    assert float(value) == pytest.approx(expected, abs=1e-6)
+    # The extrapolated reference's error is O(h^4) ~ 1e-11 with h ~ 2e-3; the Mehler
+    # series at q = 2 (128 terms, kinks resolved) is good to ~1e-12: 1e-10 absolute.
+    assert float(value) == pytest.approx(expected, abs=1e-10)
 
 
 # ---------------------------------------------------------------------------------------
@@ -240,10 +247,11 @@ def test_fixed_point_q_exact_cases(activation, sigma_w, sigma_b, q_star):
 
 
 def test_fixed_point_q_matches_simpson_iteration():
-    # Independent Newton on the Simpson length map; both converge to ~1e-13.
+    # Independent Newton on the Simpson length map; both converge to ~1e-13 (measured
+    # agreement <= 1e-14): 1e-12 relative.
     for sigma_w2, sigma_b2 in [(1.5, 0.05), (3.0, 0.5), (1.2, 0.0)]:
         got = float(theory.fixed_point_q("tanh", math.sqrt(sigma_w2), math.sqrt(sigma_b2)))
-        assert got == pytest.approx(simpson_q_star(sigma_w2, sigma_b2), rel=1e-11)
+        assert got == pytest.approx(simpson_q_star(sigma_w2, sigma_b2), rel=1e-12)
 
 
 def test_length_map_trajectory_convention():
@@ -276,9 +284,10 @@ def test_critical_sigma_w2_known_values(activation, sigma_b2, expected):
 def test_tanh_critical_point_at_sigma_b2_0_05():
     ours = theory.critical_sigma_w2("tanh", 0.05)
     independent = simpson_tanh_critical_sigma_w2(0.05)
-    # Both integrations are good to ~1e-13 and the bisections to ~1e-14; d chi1/d sigma_w^2
-    # is O(1), so the two critical points agree to 1e-10 or better.
-    assert ours == pytest.approx(independent, abs=1e-10)
+    # Both integrations are at rounding level here and the bisections stop at ~1e-14;
+    # d chi1 / d sigma_w^2 ~ 0.2, so the two critical points agree to ~1e-13 (measured
+    # 1.8e-14: 1.76095463960675 both ways). 1e-12 absolute.
+    assert ours == pytest.approx(independent, abs=1e-12)
     assert abs(ours - 1.7610) < 1e-4  # the value quoted for this point (1.76095...)
     assert float(theory.chi1("tanh", math.sqrt(ours), math.sqrt(0.05))) == pytest.approx(1.0, abs=1e-12)
 
