@@ -96,6 +96,21 @@ def _rms(v):
     return rms, unit
 
 
+def rows_times_transpose(x, m):
+    """x @ m.T for x (..., K) and a shared m (M, K).
+
+    On XLA:CPU this orientation gives each row of x the same bits however many rows x
+    has, which is what makes results independent of chunk size; x @ m does not.
+    """
+    return jnp.matmul(x, m.T, preferred_element_type=x.dtype)
+
+
+def rows_times(x, m):
+    """x @ m for a shared m (K, M), in the orientation of rows_times_transpose. The barrier
+    keeps XLA from folding the transpose back into the dot."""
+    return rows_times_transpose(x, jax.lax.optimization_barrier(m.T))
+
+
 def _log(x):
     return jnp.log(x.astype(jnp.float64))
 
@@ -162,14 +177,14 @@ def _forward_one(a_hat, log_a, raw, sigma_w, sigma_b, w_hat, b_hat, bucket: Buck
     act = activations.get(bucket.activation)
     dtype, compute_dtype = jnp.dtype(bucket.dtype), bucket.compute_dtype
     # Exact, in log space: h = sigma_w Ŵ a + sigma_b b̂.
-    z = jnp.matmul(a_hat, w_hat.T, preferred_element_type=compute_dtype)
+    z = rows_times_transpose(a_hat.astype(compute_dtype), w_hat.astype(compute_dtype))
     log_b = jnp.broadcast_to(_log(sigma_b), log_a.shape)
     h, log_h = add_scaled(log_a + _log(sigma_w), z, log_b, b_hat, compute_dtype)
     v, log_v, dphi = scaled_activation(act, h, log_h, compute_dtype)
     a_hat, log_a = normalise(v, log_v, dtype)
     # What the dtype itself does: a plain pass, for overflow and underflow.
     w = jnp.asarray(sigma_w, dtype) * w_hat
-    raw = act.fn(raw @ w.T + jnp.asarray(sigma_b, dtype) * b_hat).astype(dtype)
+    raw = act.fn(rows_times_transpose(raw, w) + jnp.asarray(sigma_b, dtype) * b_hat).astype(dtype)
     overflow = ~jnp.all(jnp.isfinite(raw))
     underflow = jnp.all(raw == 0)
     return a_hat, log_a, raw, dphi.astype(dtype), overflow, underflow
@@ -209,7 +224,7 @@ def forward(sigma_w, sigma_b, keys, bucket: Bucket, measured):
     layer_step = jax.vmap(functools.partial(_forward_one, bucket=bucket), in_axes=(0, 0, 0, 0, 0, None, None))
 
     def step(carry, xs):
-        a_hat, log_a, raw, jac, log_jac, inv, log_inv, singular = carry
+        a_hat, log_a, raw, jac_t, log_jac, inv, log_inv, singular = carry
         layer, is_measured = xs
         w_hat, b_hat = layer_weights(keys, layer, bucket)
         a_hat, log_a, raw, dphi, overflow, underflow = layer_step(a_hat, log_a, raw, sigma_w, sigma_b, w_hat, b_hat)
@@ -217,24 +232,23 @@ def forward(sigma_w, sigma_b, keys, bucket: Bucket, measured):
         # Jacobian at probe 0, J = D_l W_l ... D_1 W_1, and its inverse, each kept as a
         # unit-norm matrix and a log-scale: sigma_max(J) and 1/sigma_max(J^-1) are then
         # exact to rounding however ill-conditioned J becomes.
+        # Both are updated as rows times a shared matrix, so no family's bits depend on the
+        # chunk. jac_t holds J^T: J^T <- J^T W^T D.
         d0 = dphi[:, 0].astype(jnp.float64)
         w64 = w_hat.astype(jnp.float64)
-        jac, log_jac = _unit_matrices(d0[:, :, None] * jnp.einsum("ij,fjk->fik", w64, jac), log_jac + log_sigma_w)
+        jac_t, log_jac = _unit_matrices(rows_times_transpose(jac_t, w64) * d0[:, None, :], log_jac + log_sigma_w)
         singular = singular | jnp.any(d0 == 0, axis=-1) | (sigma_w == 0)
-        # inv <- inv W^-1 D^-1, all families through one LU of the shared W.
-        lu = jax.scipy.linalg.lu_factor(w64.T)
-        rhs = jnp.transpose(inv, (2, 0, 1)).reshape(n, n_families * n)
-        inv_w = jax.scipy.linalg.lu_solve(lu, rhs).reshape(n, n_families, n).transpose(1, 2, 0)
-        inv_step = inv_w / jnp.where(d0 == 0, 1.0, d0)[:, None, :]
+        # inv <- inv W^-1 D^-1, with W^-1 inverted once for all families.
+        inv_step = rows_times(inv, jnp.linalg.inv(w64)) / jnp.where(d0 == 0, 1.0, d0)[:, None, :]
         inv, log_inv = _unit_matrices(jnp.where(singular[:, None, None], eye, inv_step), log_inv - log_sigma_w)
 
         def extremes(_):
-            sv_max = log_jac + _log(_largest_singular_values(jac))
+            sv_max = log_jac + _log(_largest_singular_values(jac_t))
             sv_min = -(log_inv + _log(_largest_singular_values(inv)))
             return jnp.stack([sv_max, jnp.where(singular, -jnp.inf, sv_min)], axis=-1)
 
         log_jac_sv = jax.lax.cond(is_measured, extremes, lambda _: jnp.full((n_families, 2), jnp.nan), None)
-        carry = (a_hat, log_a, raw, jac, log_jac, inv, log_inv, singular)
+        carry = (a_hat, log_a, raw, jac_t, log_jac, inv, log_inv, singular)
         return carry, (a_hat, log_a, dphi, log_jac_sv, overflow, underflow)
 
     eye = jnp.eye(n, dtype=jnp.float64)
@@ -288,12 +302,14 @@ def _backward_one(g_hat, log_g, start_hat, start_log, a_prev_hat, log_a_prev, dp
     coeff = log_delta + log_a_prev[None]
     top = jnp.max(coeff, axis=-1, keepdims=True)
     weights = jnp.exp(coeff - jnp.where(jnp.isfinite(top), top, 0.0))
-    gram_delta = jnp.einsum("sbn,scn->sbc", delta, delta, preferred_element_type=compute_dtype)
-    gram_a = jnp.matmul(a_prev_hat, a_prev_hat.T, preferred_element_type=compute_dtype)
-    frob_sq = jnp.einsum("sb,sc,sbc,bc->s", weights, weights, gram_delta.astype(jnp.float64), gram_a.astype(jnp.float64))
+    # Products and sums written out, not einsum: a batched dot's summation order can
+    # change with the number of families in a chunk, and results must not.
+    gram_delta = jnp.sum(delta[:, :, None, :].astype(jnp.float64) * delta[:, None, :, :], axis=-1)
+    gram_a = jnp.sum(a_prev_hat[:, None, :].astype(jnp.float64) * a_prev_hat[None, :, :], axis=-1)
+    frob_sq = jnp.sum(weights[:, :, None] * weights[:, None, :] * gram_delta * gram_a[None], axis=(-2, -1))
     log_grad = jnp.where(live, top[:, 0] + 0.5 * jnp.log(jnp.maximum(frob_sq, 0)), jnp.nan)
 
-    g_prev = jnp.matmul(delta, w_hat, preferred_element_type=compute_dtype)
+    g_prev = rows_times(delta.astype(compute_dtype), w_hat.astype(compute_dtype))
     g_hat, log_g = normalise(g_prev, log_delta + _log(sigma_w), dtype)
     g_hat = jnp.where(live[:, None, None], g_hat, 0)
     log_g = jnp.where(live[:, None], log_g, -jnp.inf)
