@@ -1,7 +1,22 @@
-"""sweep: map where deep networks explode or vanish."""
+"""sweep: map where deep networks explode or vanish.
+
+>>> import sweep
+>>> df = sweep.run("spec.toml")        # or a dict, or a sweep.spec.Spec
+>>> df = sweep.load("results/lecture")  # one row per config
+"""
+
+from importlib import metadata as _metadata
 
 import jax as _jax
 
 # Log-scales are accumulated in float64 so depth 10,000 is as exact as depth 10; the
 # networks themselves run in the spec's dtype, which every array names explicitly.
 _jax.config.update("jax_enable_x64", True)
+
+from .api import load as load, run as run  # noqa: E402
+from .spec import Spec as Spec, SpecError as SpecError  # noqa: E402
+
+try:
+    __version__ = _metadata.version("sweep")
+except _metadata.PackageNotFoundError:  # running from a source tree
+    __version__ = "0+unknown"

@@ -59,7 +59,33 @@ def build_parser() -> argparse.ArgumentParser:
 
     info = commands.add_parser("info", help="describe a results directory")
     info.add_argument("dir")
+
+    theory_cmd = commands.add_parser("theory", help="mean-field predictions: critical point, q*, chi1, depth scales")
+    theory_cmd.add_argument("--activation", default="tanh", help="activation name (default tanh)")
+    theory_cmd.add_argument("--sigma-b", type=_non_negative_float, default=0.0, help="bias scale sigma_b, not squared (default 0)")
+    theory_cmd.add_argument("--critical-line", action="store_true", help="print critical sigma_w^2 against sigma_b^2 instead")
     return parser
+
+
+def _non_negative_float(text):
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not (value >= 0 and value != float("inf")):
+        raise argparse.ArgumentTypeError(f"{text!r} must be finite and >= 0")
+    return value
+
+
+def _theory(args) -> int:
+    from . import activations, theory
+
+    activations.get(args.activation)
+    if args.critical_line:
+        print(theory.format_critical_line(args.activation))
+    else:
+        print(theory.format_theory_report(args.activation, args.sigma_b))
+    return 0
 
 
 def _run(args) -> int:
@@ -96,8 +122,8 @@ def _info(args) -> int:
 def main(argv=None) -> int:
     try:
         args = build_parser().parse_args(argv)
-        return {"run": _run, "info": _info}[args.command](args)
-    except (spec_module.SpecError, store.StoreError) as err:
+        return {"run": _run, "info": _info, "theory": _theory}[args.command](args)
+    except (spec_module.SpecError, store.StoreError, ValueError) as err:
         print(f"sweep: error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

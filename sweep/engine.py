@@ -18,7 +18,7 @@ import jax.numpy as jnp
 import numpy as np
 import pyarrow as pa
 
-from . import network, spec as spec_module, store
+from . import network, spec as spec_module, store, theory
 
 DEFAULT_MEMORY_BUDGET = 2 * 2**30
 TRACE_COUNT = {"families": 0}
@@ -175,7 +175,23 @@ def to_table(chunk: Chunk, result: dict[str, np.ndarray]) -> pa.Table:
         "underflow_layer": nullable(underflow),
         "status": pa.array(status, pa.string()),
     }
+    columns.update(theory_columns(bucket, sigma_w, sigma_b, row_depth))
     return pa.table(columns, schema=store.SCHEMA)
+
+
+def theory_columns(bucket: network.Bucket, sigma_w, sigma_b, depth) -> dict[str, pa.Array]:
+    """Mean-field predictions for each row (R,). They hold for i.i.d. inits and share chi1
+    with orthogonal; the identity init is deterministic, so only identity+linear (where
+    the prediction, a gain of sigma_w per layer, is exact) gets values, others get null."""
+    predicted = {k: np.asarray(v) for k, v in theory.predict(bucket.activation, sigma_w, sigma_b, depth).items()}
+    applies = bucket.init != "identity" or bucket.activation == "linear"
+    phase_code = predicted.pop("theory_phase")
+    out = {}
+    for name, values in predicted.items():
+        out[name] = pa.array(values if applies else np.full(len(depth), np.nan), pa.float64(), mask=~np.full(len(depth), applies))
+    phases = np.asarray(theory.PHASES + ("",))[phase_code]
+    out["theory_phase"] = pa.array(phases, pa.string(), mask=(phase_code < 0) | (not applies))
+    return out
 
 
 def evaluate(chunks, root_seed: int) -> Iterator[tuple[Chunk, pa.Table]]:

@@ -41,6 +41,13 @@ SCHEMA = pa.schema(
         ("overflow_layer", pa.int64()),
         ("underflow_layer", pa.int64()),
         ("status", pa.string()),
+        ("theory_q_star", pa.float64()),
+        ("theory_chi1", pa.float64()),
+        ("theory_c_star", pa.float64()),
+        ("theory_xi_c", pa.float64()),
+        ("theory_xi_q", pa.float64()),
+        ("theory_log10_backward_gain", pa.float64()),
+        ("theory_phase", pa.string()),
     ]
 )
 MANIFEST = "sweep.json"
