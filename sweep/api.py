@@ -71,6 +71,18 @@ def _progress_bar(total: int, enabled: bool):
     return tqdm(total=total, unit="cfg", disable=not enabled, smoothing=0.1, dynamic_ncols=True)
 
 
-def load(out: str) -> pd.DataFrame:
-    """One row per config of a results directory, as pandas."""
+def load(out: str, layers: bool = False) -> pd.DataFrame:
+    """The rows of a results directory, as pandas.
+
+    Args:
+        out: a results directory written by `run` or `sweep run`.
+        layers: False (default) for one row per config (seed included); True for the long
+            per-layer table, one row per config and layer 0..L: ``config_id``, the axes
+            (depth, sigma_w, sigma_b, width, init, activation, seed), ``layer``,
+            ``log10_act_norm`` and ``log10_grad_norm`` (NaN at layer 0).
+    """
+    if layers:
+        from . import layers as layers_module
+
+        return layers_module.load_long(out)
     return store.load(out)
