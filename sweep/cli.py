@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 
 from . import api, engine, lecture, spec as spec_module, store
@@ -64,6 +65,16 @@ def build_parser() -> argparse.ArgumentParser:
     theory_cmd.add_argument("--activation", default="tanh", help="activation name (default tanh)")
     theory_cmd.add_argument("--sigma-b", type=_non_negative_float, default=0.0, help="bias scale sigma_b, not squared (default 0)")
     theory_cmd.add_argument("--critical-line", action="store_true", help="print critical sigma_w^2 against sigma_b^2 instead")
+    plot = commands.add_parser("plot", help="draw a phase diagram (or per-layer norms) from a results directory")
+    plot.add_argument("dir", help="results directory")
+    plot.add_argument("--kind", choices=("phase", "layers"), default="phase", help="phase: heatmap of a metric over two axes (default); layers: norms against layer")
+    plot.add_argument("--x", help="phase: horizontal axis (default sigma_w)")
+    plot.add_argument("--y", help="phase: vertical axis (default depth)")
+    plot.add_argument("--metric", help="phase: column to colour by (default log10_backward_gain)")
+    plot.add_argument("--facet", help="comma-separated axes, one panel per value (phase default: init,activation; layers default: none); '' for none")
+    plot.add_argument("--agg", choices=("median", "mean"), default="median", help="aggregate seeds by (default median)")
+    plot.add_argument("--where", action="append", default=[], metavar="KEY=VALUE[,VALUE]", help="keep rows with KEY in the values; repeatable, e.g. --where width=64")
+    plot.add_argument("--out", help="image file, .png, .svg or .pdf (default: DIR/phase-<metric>.png or DIR/layers.png)")
     return parser
 
 
@@ -104,6 +115,43 @@ def _run(args) -> int:
     return 0
 
 
+def _plot(args) -> int:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from . import plot
+
+    where = plot.parse_where(args.where)
+    facet = None if args.facet is None else [f.strip() for f in args.facet.split(",") if f.strip()]
+    if args.kind == "layers":
+        given = [flag for flag, value in (("--x", args.x), ("--y", args.y), ("--metric", args.metric)) if value is not None]
+        if given:
+            raise spec_module.SpecError(f"sweep plot: {given[0]} applies to --kind phase, not --kind layers")
+        out = args.out or os.path.join(args.dir, "layers.png")
+    else:
+        metric = args.metric or "log10_backward_gain"
+        out = args.out or os.path.join(args.dir, f"phase-{metric}.png")
+    plot.output_format(out)
+    frame = api.load(args.dir)
+    if frame.empty:
+        raise store.StoreError(f"{args.dir} holds no rows yet; run the sweep first")
+    if args.kind == "layers":
+        fig = plot.layer_plot(frame, where=where, facet=facet or (), agg=args.agg)
+    else:
+        fig = plot.phase_diagram(
+            frame,
+            x=args.x or "sigma_w",
+            y=args.y or "depth",
+            metric=metric,
+            facet=plot.DEFAULT_FACET if facet is None else facet,
+            agg=args.agg,
+            where=where,
+        )
+    plot.save(fig, out)
+    print(f"sweep: wrote {out}")
+    return 0
+
+
 def _info(args) -> int:
     record = store.read_manifest(args.dir)
     frame = store.load(args.dir)
@@ -122,7 +170,7 @@ def _info(args) -> int:
 def main(argv=None) -> int:
     try:
         args = build_parser().parse_args(argv)
-        return {"run": _run, "info": _info, "theory": _theory}[args.command](args)
+        return {"run": _run, "info": _info, "theory": _theory, "plot": _plot}[args.command](args)
     except (spec_module.SpecError, store.StoreError, ValueError) as err:
         print(f"sweep: error: {err}", file=sys.stderr)
         return 2
