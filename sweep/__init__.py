@@ -3,6 +3,8 @@
 >>> import sweep
 >>> df = sweep.run("spec.toml")        # or a dict, or a sweep.spec.Spec
 >>> df = sweep.load("results/lecture")  # one row per config
+>>> long = sweep.load("results/lecture", layers=True)  # one row per config and layer
+>>> fig = sweep.plot.phase_diagram(df, where={"width": 64})  # a matplotlib Figure
 """
 
 from importlib import metadata as _metadata
@@ -13,6 +15,7 @@ import jax as _jax
 # networks themselves run in the spec's dtype, which every array names explicitly.
 _jax.config.update("jax_enable_x64", True)
 
+from . import plot as plot  # noqa: E402  (matplotlib itself is imported on first use)
 from .api import load as load, run as run  # noqa: E402
 from .spec import Spec as Spec, SpecError as SpecError  # noqa: E402
 
