@@ -405,7 +405,7 @@ def critical_sigma_w(frame: pd.DataFrame, along: str | None = None) -> pd.Series
     return pd.Series(out, dtype=np.float64)
 
 
-def _draw_theory(ax, frame: pd.DataFrame, x: str, y: str, limits, xi_multiple: float) -> list:
+def _draw_theory(ax, frame: pd.DataFrame, x: str, y: str, limits, logs, xi_multiple: float) -> list:
     """Draws the critical σ_w line and the ξ_c curve on ax; returns legend handles."""
     handles = []
     if "sigma_w" not in (x, y) or "theory_chi1" not in frame.columns or frame["theory_chi1"].isna().all():
@@ -428,11 +428,20 @@ def _draw_theory(ax, frame: pd.DataFrame, x: str, y: str, limits, xi_multiple: f
         (line,) = ax.plot(xs, ys, color="black", linestyle="--", linewidth=1.4, label="theory: critical σ_w (χ₁ = 1)")
         handles.append(line)
         if np.allclose(sw, sw[0], rtol=1e-9):
-            text = f" σ_w* = {sw[0]:.4g}"
+            # Label the straight line with its value, on the side with more room.
+            box = {"boxstyle": "round,pad=0.15", "facecolor": "white", "edgecolor": "none", "alpha": 0.75}
+            lo, hi = (x_lo, x_hi) if x == "sigma_w" else (y_lo, y_hi)
+            log = logs[0] if x == "sigma_w" else logs[1]
+            where = (math.log(sw[0] / lo) / math.log(hi / lo)) if log else (sw[0] - lo) / (hi - lo)
+            text = f"σ_w* = {sw[0]:.4g}"
             if x == "sigma_w":
-                ax.text(sw[0], 0.03, text, transform=ax.get_xaxis_transform(), ha="left", va="bottom", fontsize=7.5)
+                ha = "right" if where > 0.6 else "left"
+                ax.annotate(text, (sw[0], 0.03), xycoords=ax.get_xaxis_transform(), xytext=(-3 if ha == "right" else 3, 0),
+                            textcoords="offset points", ha=ha, va="bottom", fontsize=7.5, bbox=box)
             else:
-                ax.text(0.02, sw[0], text, transform=ax.get_yaxis_transform(), ha="left", va="bottom", fontsize=7.5)
+                va = "top" if where > 0.6 else "bottom"
+                ax.annotate(text, (0.03, sw[0]), xycoords=ax.get_yaxis_transform(), xytext=(0, -3 if va == "top" else 3),
+                            textcoords="offset points", ha="left", va=va, fontsize=7.5, bbox=box)
     if other == "depth" and "theory_xi_c" in frame.columns:
         xi = frame.groupby("sigma_w", sort=True)["theory_xi_c"].median()
         sw = xi.index.to_numpy(np.float64)
@@ -444,7 +453,7 @@ def _draw_theory(ax, frame: pd.DataFrame, x: str, y: str, limits, xi_multiple: f
         if visible.any():
             xs, ys = (sw, depth_scale) if x == "sigma_w" else (depth_scale, sw)
             label = f"theory: {xi_multiple:g}·|ξ_c| (correlation depth scale)" if xi_multiple != 1 else "theory: |ξ_c| (correlation depth scale)"
-            (line,) = ax.plot(xs, ys, color="black", linestyle="-", linewidth=1.2, alpha=0.8, label=label)
+            (line,) = ax.plot(xs, ys, color="0.1", linestyle=":", linewidth=1.8, label=label)
             handles.append(line)
     return handles
 
@@ -589,12 +598,12 @@ def phase_diagram(
         if diverging and z.shape[0] >= 2 and z.shape[1] >= 2:
             finite_z = z_drawn.compressed()
             if finite_z.size and finite_z.min() < 0 < finite_z.max():
-                ax.contour(xc, yc, z_drawn, levels=[0.0], colors="black", linewidths=1.6)
-                handles.setdefault("measured", Line2D([], [], color="black", linewidth=1.6, label=f"measured boundary ({_short(metric)} = 0)"))
+                ax.contour(xc, yc, z_drawn, levels=[0.0], colors="black", linewidths=1.8)
+                handles.setdefault("measured", Line2D([], [], color="black", linewidth=1.8, label=f"measured boundary ({_short(metric)} = 0)"))
         ax.set_xlim(xe[0], xe[-1])
         ax.set_ylim(ye[0], ye[-1])
         if theory_columns:
-            for line in _draw_theory(ax, panel.frame, x, y, ((xe[0], xe[-1]), (ye[0], ye[-1])), xi_multiple):
+            for line in _draw_theory(ax, panel.frame, x, y, ((xe[0], xe[-1]), (ye[0], ye[-1])), (x_log, y_log), xi_multiple):
                 handles.setdefault(line.get_label(), _legend_copy(line, Line2D))
             ax.set_xlim(xe[0], xe[-1])
             ax.set_ylim(ye[0], ye[-1])
