@@ -147,6 +147,12 @@ def test_synthetic_phase_diagram_panels_titles_and_colour_bar():
     # The colour scale is symmetric about 0: diverging, centred on the boundary.
     mesh = panels[0].collections[0]
     assert mesh.norm.vmin == -mesh.norm.vmax
+    legend = [t.get_text() for t in fig.legends[0].get_texts()]
+    assert legend == [
+        "measured boundary (backward gain = 0)",
+        "theory: critical σ_w (χ₁ = 1)",
+        "theory: 6·|ξ_c| (correlation depth scale)",
+    ]
 
 
 # --- real tiny sweeps --------------------------------------------------------------------
@@ -195,6 +201,11 @@ def test_layer_plot_uses_the_deepest_config_and_colours_by_the_varying_axis(tiny
     assert list(grad.get_lines()[0].get_xdata()) == list(range(1, 7))
     assert [t.get_text() for t in fig.legends[0].get_texts()] == ["0.6", "1", "1.5"]
     assert "(log scale)" in act.get_ylabel() and act.get_xlabel() == "layer l"
+    # The per-layer table draws the same lines.
+    long = api.load(tiny[0], layers=True)
+    same = plot.layer_plot(long, where={"activation": "tanh", "sigma_w": [0.6, 1.0, 1.5]})
+    for mine, theirs in zip(act.get_lines(), same.axes[0].get_lines()):
+        np.testing.assert_array_equal(mine.get_ydata(), theirs.get_ydata())
     with pytest.raises(plot.PlotError, match="sigma_w, activation vary, but a layer plot colours lines by one axis"):
         plot.layer_plot(rows)
 
