@@ -311,13 +311,7 @@ def _check_request(df, x, y, metric, facet, agg) -> list[str]:
     _check_axis("y", y, df)
     if x == y:
         raise PlotError(f"x and y are both {x!r}; give two different axes")
-    facet = [f for f in (facet or ()) if f]
-    for f in facet:
-        _check_axis("facet", f, df)
-        if f in (x, y):
-            raise PlotError(f"facet axis {f!r} is already plotted as x or y; drop it from --facet")
-    if len(set(facet)) != len(facet):
-        raise PlotError(f"facet {','.join(facet)} repeats an axis")
+    facet = _check_facet(facet, df, exclude=(x, y))
     metrics = metric_columns(df)
     if metric not in metrics:
         raise PlotError(f"unknown metric {metric!r}; accepted: {', '.join(metrics)}")
@@ -331,7 +325,7 @@ def _check_facet(facet, df, exclude=()) -> list[str]:
     for f in facet:
         _check_axis("facet", f, df)
         if f in exclude:
-            raise PlotError(f"facet axis {f!r} cannot be faceted here; accepted: {', '.join(a for a in AXES if a not in exclude)}")
+            raise PlotError(f"cannot facet on {f!r} here (it is plotted, or seed in a layer plot); accepted: {', '.join(a for a in AXES if a not in exclude)}")
     if len(set(facet)) != len(facet):
         raise PlotError(f"facet {','.join(facet)} repeats an axis")
     return facet
