@@ -200,7 +200,9 @@ def _unit_matrices(m, log_m):
 def _largest_singular_values(m):
     """sigma_max of each matrix in m (F, N, N). lax.map, not vmap: batched LAPACK calls
     can deadlock XLA's CPU thread pool."""
-    return jax.lax.map(lambda one: jnp.linalg.norm(one, 2), m)
+    # The top eigenvalue of m m^T is sigma_max^2 to relative float64 rounding, and eigvalsh
+    # costs less than an SVD.
+    return jax.lax.map(lambda one: jnp.sqrt(jnp.linalg.eigvalsh(one @ one.T)[-1]), m)
 
 
 def forward(sigma_w, sigma_b, keys, bucket: Bucket, measured):
@@ -288,67 +290,120 @@ def output_cotangents(a_hat, log_a, keys, bucket: Bucket):
     return normalise(diff, log_diff - math.log(bucket.batch), dtype)
 
 
-def _backward_one(g_hat, log_g, start_hat, start_log, a_prev_hat, log_a_prev, dphi, sigma_w, w_hat, layer, bucket):
-    """One layer of every stream of one family. g_hat (S, B, N), log_g (S, B)."""
-    dtype, compute_dtype = jnp.dtype(bucket.dtype), bucket.compute_dtype
-    depths = jnp.asarray(bucket.depths)
+def rescale_pow2(v, log_v):
+    """Scales each row of v (..., N) by a power of two so its peak is in [0.5, 1): exact in
+    any binary dtype, so the pair (v, log_v) keeps its value to the last bit. Cheaper than
+    normalise, for the backward pass where S streams make every row count."""
+    peak = jnp.max(jnp.abs(v), axis=-1)
+    _, exponent = jnp.frexp(peak)
+    exponent = jnp.where((peak > 0) & jnp.isfinite(peak), exponent, 0)
+    return jnp.ldexp(v, -exponent[..., None]).astype(v.dtype), log_v + exponent * math.log(2.0)
+
+
+def _log_rms(v, log_v):
+    """ln of the per-row RMS of exp(log_v) v, for v (..., N)."""
+    rms, _ = _rms(v)
+    return log_v + jnp.log(rms)
+
+
+def _backward_one(g_hat, log_g, start_hat, start_log, a_prev_hat, log_a_prev, dphi, sigma_w, w_hat, layer, depths, bucket):
+    """One layer of every stream of one family. g_hat (S, B, N), log_g (S, B); depths (S,)."""
+    compute_dtype = bucket.compute_dtype
     starts = depths == layer
     g_hat = jnp.where(starts[:, None, None], start_hat, g_hat)
     log_g = jnp.where(starts[:, None], start_log, log_g)
     live = depths >= layer
 
-    delta, log_delta = normalise(dphi[None] * g_hat, log_g, dtype)
-    # ||Σ_b δ_b a_b^T||_F through B x B Gram matrices; never forms an N x N gradient.
+    delta, log_delta = rescale_pow2(dphi[None] * g_hat, log_g)
+    delta = delta.astype(compute_dtype)
+    # ||Σ_b δ_b a_b^T||_F² = Σ_bc (w_b δ_b)·(w_c δ_c) (a_b·a_c): B x B Gram matrices, never an
+    # N x N gradient. Each family's product is rows times its own Gram, (S·N, B) @ (B, B),
+    # whose bits do not depend on the chunk.
     coeff = log_delta + log_a_prev[None]
     top = jnp.max(coeff, axis=-1, keepdims=True)
-    weights = jnp.exp(coeff - jnp.where(jnp.isfinite(top), top, 0.0))
-    # Products and sums written out, not einsum: a batched dot's summation order can
-    # change with the number of families in a chunk, and results must not.
-    gram_delta = jnp.sum(delta[:, :, None, :].astype(jnp.float64) * delta[:, None, :, :], axis=-1)
-    gram_a = jnp.sum(a_prev_hat[:, None, :].astype(jnp.float64) * a_prev_hat[None, :, :], axis=-1)
-    frob_sq = jnp.sum(weights[:, :, None] * weights[:, None, :] * gram_delta * gram_a[None], axis=(-2, -1))
+    weights = jnp.exp(coeff - jnp.where(jnp.isfinite(top), top, 0.0)).astype(compute_dtype)
+    a_prev = a_prev_hat.astype(compute_dtype)
+    gram_a = jnp.sum(a_prev[:, None, :] * a_prev[None, :, :], axis=-1)
+    weighted = delta * weights[..., None]  # (S, B, N)
+    n_streams, batch, width = weighted.shape
+    by_sample = jnp.swapaxes(weighted, 1, 2).reshape(n_streams * width, batch)
+    mixed = jnp.swapaxes(rows_times_transpose(by_sample, gram_a).reshape(n_streams, width, batch), 1, 2)
+    frob_sq = jnp.sum((weighted * mixed).astype(jnp.float64), axis=(-2, -1))
     log_grad = jnp.where(live, top[:, 0] + 0.5 * jnp.log(jnp.maximum(frob_sq, 0)), jnp.nan)
 
-    g_prev = rows_times(delta.astype(compute_dtype), w_hat.astype(compute_dtype))
-    g_hat, log_g = normalise(g_prev, log_delta + _log(sigma_w), dtype)
+    g_prev = rows_times(delta, w_hat.astype(compute_dtype))
+    g_hat, log_g = rescale_pow2(g_prev.astype(g_hat.dtype), log_delta + _log(sigma_w))
     g_hat = jnp.where(live[:, None, None], g_hat, 0)
     log_g = jnp.where(live[:, None], log_g, -jnp.inf)
     return g_hat, log_g, log_grad
+
+
+def depth_groups(depths: tuple[int, ...], max_groups: int = 4) -> list[tuple[int, ...]]:
+    """Splits sorted depths into at most max_groups runs minimising Σ len(run) x max(run).
+
+    Each run is one reverse scan from its deepest layer, so a shallow depth does not ride
+    along, masked, through all L layers of the deepest one.
+    """
+    n = len(depths)
+    groups = min(max_groups, n)
+    best = {(0, 0): (0, [])}
+    for k in range(1, groups + 1):
+        for end in range(1, n + 1):
+            options = [
+                (best[(k - 1, start)][0] + (end - start) * depths[end - 1], best[(k - 1, start)][1] + [(start, end)])
+                for start in range(k - 1, end)
+                if (k - 1, start) in best
+            ]
+            if options:
+                best[(k, end)] = min(options, key=lambda o: o[0])
+    cost, runs = min((best[(k, n)] for k in range(1, groups + 1) if (k, n) in best), key=lambda o: o[0])
+    return [tuple(depths[a:b]) for a, b in runs]
 
 
 def backward(sigma_w, fwd, keys, bucket: Bucket):
     """Every measured depth's backward pass for F families at once, in log space.
 
     Stream s starts at layer depths[s] with dℓ/da_{depths[s]} and is carried down to a_0;
-    at layer l only streams with depths[s] >= l are live.
+    at layer l only streams with depths[s] >= l are live. Streams run in a few depth
+    groups, each one reverse scan from its own deepest layer.
     Returns:
       log_grad_norm (F, S, L): ln ||dℓ/dW_l||_F of stream s at layer l (NaN above depths[s]);
       log_backward_gain (F, S): ln RMS_b ||dℓ/da_0|| - ln RMS_b ||dℓ/da_d||.
     """
-    depths = jnp.asarray(bucket.depths)
-    n_families, n_streams = sigma_w.shape[0], len(bucket.depths)
     g_out, log_g_out = jax.vmap(output_cotangents, in_axes=(0, 0, None, None))(fwd["a_hat"], fwd["log_a"], keys, bucket)
-    start_hat, start_log = g_out[:, depths], log_g_out[:, depths]
     layer_step = jax.vmap(
-        functools.partial(_backward_one, bucket=bucket), in_axes=(0, 0, 0, 0, 0, 0, 0, 0, None, None)
+        functools.partial(_backward_one, bucket=bucket), in_axes=(0, 0, 0, 0, 0, 0, 0, 0, None, None, None)
     )
-
-    def step(carry, xs):
-        layer, a_prev_hat, log_a_prev, dphi = xs
-        w_hat, _ = layer_weights(keys, layer, bucket)
-        g_hat, log_g, log_grad = layer_step(*carry, start_hat, start_log, a_prev_hat, log_a_prev, dphi, sigma_w, w_hat, layer)
-        return (g_hat, log_g), log_grad
-
-    shape = (n_families, n_streams, bucket.batch, bucket.width)
-    init = (jnp.zeros(shape, jnp.dtype(bucket.dtype)), jnp.full(shape[:3], -jnp.inf))
-    layers = jnp.arange(1, bucket.max_depth + 1)
     layer_axis_first = lambda t: jnp.moveaxis(t, 1, 0)  # noqa: E731
-    xs = (layers, layer_axis_first(fwd["a_hat"][:, :-1]), layer_axis_first(fwd["log_a"][:, :-1]), layer_axis_first(fwd["dphi"]))
-    (_, log_g0), log_grad = jax.lax.scan(step, init, xs, reverse=True)
-    return {
-        "log_grad_norm": jnp.moveaxis(log_grad, 0, -1),
-        "log_backward_gain": _log_rms_over_batch(log_g0) - _log_rms_over_batch(start_log),
-    }
+    n_families = sigma_w.shape[0]
+    grads, gains = [], []
+    for group in depth_groups(bucket.depths):
+        depths, top = jnp.asarray(group), group[-1]
+        start_hat, start_log = g_out[:, depths], log_g_out[:, depths]
+
+        def step(carry, xs, start_hat=start_hat, start_log=start_log, depths=depths):
+            layer, a_prev_hat, log_a_prev, dphi = xs
+            w_hat, _ = layer_weights(keys, layer, bucket)
+            g_hat, log_g, log_grad = layer_step(
+                *carry, start_hat, start_log, a_prev_hat, log_a_prev, dphi, sigma_w, w_hat, layer, depths
+            )
+            return (g_hat, log_g), log_grad
+
+        shape = (n_families, len(group), bucket.batch, bucket.width)
+        init = (jnp.zeros(shape, jnp.dtype(bucket.dtype)), jnp.full(shape[:3], -jnp.inf))
+        xs = (
+            jnp.arange(1, top + 1),
+            layer_axis_first(fwd["a_hat"][:, :top]),
+            layer_axis_first(fwd["log_a"][:, :top]),
+            layer_axis_first(fwd["dphi"][:, :top]),
+        )
+        (g0_hat, log_g0), log_grad = jax.lax.scan(step, init, xs, reverse=True)
+        log_grad = jnp.concatenate([log_grad, jnp.full((bucket.max_depth - top, n_families, len(group)), jnp.nan)])
+        grads.append(jnp.moveaxis(log_grad, 0, -1))
+        gains.append(
+            _log_rms_over_batch(_log_rms(g0_hat, log_g0)) - _log_rms_over_batch(_log_rms(start_hat, start_log))
+        )
+    return {"log_grad_norm": jnp.concatenate(grads, axis=1), "log_backward_gain": jnp.concatenate(gains, axis=1)}
 
 
 def families(sigma_w, sigma_b, seed, root_key, measured, bucket: Bucket):
