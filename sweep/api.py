@@ -29,11 +29,13 @@ def run(
     memory_budget: int = engine.DEFAULT_MEMORY_BUDGET,
     overwrite: bool = False,
     progress: bool = False,
+    shard: tuple[int, int] = (0, 1),
 ) -> pd.DataFrame:
     """Runs a sweep (a Spec, a dict or a TOML path) into `out` and returns its rows.
 
     Configs already in `out` are skipped, so an interrupted run resumes where it stopped.
-    `out` defaults to results/<name>.
+    `out` defaults to results/<name>. shard = (i, n) runs only the i-th of n disjoint,
+    stable slices of the families, so n hosts can share one sweep with no scheduler.
 
     >>> df = run({"name": "tiny", "axes": {"depth": [1, 2], "sigma_w": [1.5], "width": [2],
     ...          "init": ["identity"]}}, out="/tmp/sweep-doctest", overwrite=True)
@@ -49,6 +51,7 @@ def run(
     todo = configs[~configs["config_id"].isin(done)]
     # A family (every depth of one point) is the unit of work; one missing depth redoes it.
     families = todo.drop_duplicates(list(spec_module.FAMILY_AXES))[list(spec_module.FAMILY_AXES)]
+    families = families[shard_mask(families, *shard)]
     chunks = engine.plan(sweep, families, memory_budget, chunk_size)
     record = store.manifest(sweep.to_dict(), root_seed) | store.environment()
     started = time.perf_counter()
@@ -63,6 +66,14 @@ def run(
         elapsed = time.perf_counter() - started
         print(f"sweep: {len(todo)} configs computed, {len(frame)} in total, in {elapsed:.1f} s -> {out}")
     return frame
+
+
+def shard_mask(families: pd.DataFrame, index: int, count: int):
+    """True for the families in slice `index` of `count`, by a hash of their axis values."""
+    if not 0 <= index < count:
+        raise spec_module.SpecError(f"--shard: {index}/{count} needs 0 <= I < N")
+    keys = [spec_module.config_id({**row, "depth": 0}) for row in families.to_dict("records")]
+    return pd.Series([int(k, 16) % count == index for k in keys], index=families.index, dtype=bool)
 
 
 def _progress_bar(total: int, enabled: bool):

@@ -35,6 +35,20 @@ def _seed(text):
     return value
 
 
+def _shard(text):
+    if text == "auto":
+        import jax
+
+        return jax.process_index(), jax.process_count()
+    try:
+        index, count = (int(part) for part in text.split("/"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not I/N (such as 0/4) or auto") from None
+    if not 0 <= index < count:
+        raise argparse.ArgumentTypeError(f"{text!r} needs 0 <= I < N")
+    return index, count
+
+
 def _bytes(text):
     units = {"k": 2**10, "m": 2**20, "g": 2**30}
     try:
@@ -57,6 +71,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--seed", type=_seed, default=0, help="root seed (default 0)")
     run.add_argument("--overwrite", action="store_true", help="replace a different sweep in --out")
     run.add_argument("--quiet", action="store_true", help="no progress bar or summary")
+    run.add_argument(
+        "--shard", type=_shard, default=(0, 1), metavar="I/N",
+        help="run the I-th of N disjoint slices (one per host); 'auto' takes them from jax.distributed",
+    )
 
     info = commands.add_parser("info", help="describe a results directory")
     info.add_argument("dir")
@@ -109,6 +127,7 @@ def _run(args) -> int:
         memory_budget=args.memory_budget,
         overwrite=args.overwrite,
         progress=not args.quiet,
+        shard=args.shard,
     )
     if args.spec is None:
         print(lecture.lecture_table(frame))

@@ -17,11 +17,17 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pyarrow as pa
+from jax.sharding import NamedSharding, PartitionSpec as P
 
 from . import network, spec as spec_module, store, theory
 
 DEFAULT_MEMORY_BUDGET = 2 * 2**30
 TRACE_COUNT = {"families": 0}
+
+
+def device_count() -> int:
+    """Local devices the config axis is split over."""
+    return jax.local_device_count()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -61,6 +67,7 @@ def plan(sweep: spec_module.Spec, families, memory_budget: int = DEFAULT_MEMORY_
             int(width), init, activation, sweep.dtype, sweep.batch, sweep.loss, tuple(sweep.axes["depth"])
         )
         size = min(chunk_families(bucket, memory_budget, chunk_size), len(group))
+        size = -(-size // device_count()) * device_count()  # a whole number of families per device
         sigma_w, sigma_b = group["sigma_w"].to_numpy(float), group["sigma_b"].to_numpy(float)
         for start in range(0, len(group), size):
             stop = min(start + size, len(group))
@@ -78,21 +85,42 @@ def plan(sweep: spec_module.Spec, families, memory_budget: int = DEFAULT_MEMORY_
 
 
 @functools.lru_cache(maxsize=None)
-def compiled(bucket: network.Bucket):
-    """The bucket's program; jit compiles it once per chunk shape."""
+def compiled(bucket: network.Bucket, n_devices: int):
+    """The bucket's program over n_devices local devices; jit compiles it once per chunk
+    shape. With several devices the family axis is split across them with shard_map: each
+    device draws the same shared weights and runs its own families, with no communication.
+    """
 
     def run(sigma_w, sigma_b, seed, root_key):
         TRACE_COUNT["families"] += 1
         measured = np.isin(np.arange(1, bucket.max_depth + 1), bucket.depths)
         return network.families(sigma_w, sigma_b, seed, root_key, jnp.asarray(measured), bucket)
 
-    return jax.jit(run)
+    if n_devices == 1:
+        return jax.jit(run)
+    mesh = family_mesh(n_devices)
+    family_axis, replicated = P("families"), P()
+    sharded = jax.shard_map(
+        run, mesh=mesh, in_specs=(family_axis, family_axis, replicated, replicated), out_specs=family_axis, check_vma=False
+    )
+    return jax.jit(sharded)
+
+
+@functools.lru_cache(maxsize=None)
+def family_mesh(n_devices: int):
+    return jax.make_mesh((n_devices,), ("families",), devices=jax.local_devices()[:n_devices])
 
 
 def evaluate_chunk(chunk: Chunk, root_seed: int) -> dict[str, np.ndarray]:
-    out = compiled(chunk.bucket)(
-        jnp.asarray(chunk.sigma_w), jnp.asarray(chunk.sigma_b), jnp.int32(chunk.seed), jax.random.key(root_seed)
-    )
+    n_devices = device_count()
+    sigma_w, sigma_b = jnp.asarray(chunk.sigma_w), jnp.asarray(chunk.sigma_b)
+    seed, root_key = jnp.int32(chunk.seed), jax.random.key(root_seed)
+    if n_devices > 1:
+        mesh = family_mesh(n_devices)
+        by_family, replicated = NamedSharding(mesh, P("families")), NamedSharding(mesh, P())
+        sigma_w, sigma_b = jax.device_put(sigma_w, by_family), jax.device_put(sigma_b, by_family)
+        seed, root_key = jax.device_put(seed, replicated), jax.device_put(root_key, replicated)
+    out = compiled(chunk.bucket, n_devices)(sigma_w, sigma_b, seed, root_key)
     return {k: np.asarray(v)[: chunk.n_valid] for k, v in out.items()}
 
 

@@ -94,3 +94,14 @@ def test_manifest_records_spec_versions_and_device(tmp_path):
         assert record[key]
     metadata = pq.read_schema(store.parts(str(tmp_path))[0]).metadata[b"sweep"]
     assert b'"jax"' in metadata
+
+
+def test_shards_partition_the_sweep(tmp_path):
+    frames = [api.run(SPEC, str(tmp_path / f"s{i}"), shard=(i, 3)) for i in range(3)]
+    ids = [set(f["config_id"]) for f in frames]
+    assert sum(len(s) for s in ids) == len(set().union(*ids))  # disjoint
+    assert set().union(*ids) == set(api.run(SPEC, str(tmp_path / "all"))["config_id"])  # complete
+    # Shards can also share one directory: each run adds its slice, the last completes it.
+    for i in range(3):
+        together = api.run(SPEC, str(tmp_path / "shared"), shard=(i, 3))
+    assert len(together) == len(set().union(*ids))

@@ -1,0 +1,46 @@
+"""Sharded over 4 CPU devices equals one device. Runs in a subprocess, because the device
+count is fixed when JAX starts and the rest of the suite runs on one device."""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+
+SCRIPT = """
+import json, sys
+import jax
+jax.config.update("jax_num_cpu_devices", int(sys.argv[2]))
+import sweep
+from sweep import engine
+assert jax.local_device_count() == int(sys.argv[2])
+axes = {"depth": [2, 6], "sigma_w": [0.7, 1.0, 1.3], "sigma_b": [0.0, 0.1], "width": [6],
+        "init": ["gaussian", "orthogonal"], "activation": ["tanh"], "seed": [0, 3]}
+frame = sweep.run({"name": "devices", "axes": axes}, out=sys.argv[1])
+frame = frame.set_index("config_id").sort_index()
+print(json.dumps({
+    "ids": list(frame.index),
+    "gain": frame["log10_backward_gain"].tolist(),
+    "act": np.concatenate(frame["log10_act_norm"].to_list()).tolist(),
+    "jac": frame["log10_jac_sv_min"].tolist(),
+    "status": frame["status"].tolist(),
+}))
+""".replace("np.concatenate", "__import__('numpy').concatenate")
+
+
+def _run(tmp_path, devices):
+    env = {**os.environ, "XLA_FLAGS": ""}
+    out = subprocess.run(
+        [sys.executable, "-c", SCRIPT, str(tmp_path / f"d{devices}"), str(devices)],
+        capture_output=True, text=True, env=env, check=True,
+    )
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def test_four_devices_equal_one(tmp_path):
+    one, four = _run(tmp_path, 1), _run(tmp_path, 4)
+    assert one["ids"] == four["ids"] and one["status"] == four["status"]
+    # float32 network state is bitwise equal; float64 bookkeeping to a few ulps (see test_engine).
+    for key in ["gain", "act", "jac"]:
+        np.testing.assert_allclose(four[key], one[key], rtol=1e-12, atol=1e-12, err_msg=key)
