@@ -26,7 +26,7 @@ def run(
     *,
     root_seed: int = 0,
     chunk_size: int | None = None,
-    memory_budget: int = engine.DEFAULT_MEMORY_BUDGET,
+    memory_budget: int | None = None,
     overwrite: bool = False,
     progress: bool = False,
     shard: tuple[int, int] = (0, 1),
@@ -42,6 +42,24 @@ def run(
     >>> round(float(df.log10_forward_gain.iloc[-1]), 6)
     0.352183
     """
+    out = execute(sweep, out, root_seed=root_seed, chunk_size=chunk_size, memory_budget=memory_budget,
+                  overwrite=overwrite, progress=progress, shard=shard)
+    return store.load(out)
+
+
+def execute(
+    sweep,
+    out: str | None = None,
+    *,
+    root_seed: int = 0,
+    chunk_size: int | None = None,
+    memory_budget: int | None = None,
+    overwrite: bool = False,
+    progress: bool = False,
+    shard: tuple[int, int] = (0, 1),
+) -> str:
+    """run() without loading the results back: streams chunk by chunk to `out` with bounded
+    memory however large the sweep, and returns `out`."""
     sweep = _as_spec(sweep)
     out = out or os.path.join("results", sweep.name)
     if chunk_size is not None and chunk_size < 1:
@@ -55,17 +73,18 @@ def run(
     chunks = engine.plan(sweep, families, memory_budget, chunk_size)
     record = store.manifest(sweep.to_dict(), root_seed) | store.environment()
     started = time.perf_counter()
-    bar = _progress_bar(engine.n_configs(chunks), progress)
+    total = engine.n_configs(chunks)
+    bar = _progress_bar(total, progress)
     for chunk, table in engine.evaluate(chunks, root_seed):
         mask = ~pd.Series(table.column("config_id").to_pylist()).isin(done).to_numpy()
         store.write_part(out, table.filter(mask) if not mask.all() else table, record)
         bar.update(chunk.n_valid * len(chunk.bucket.depths))
     bar.close()
-    frame = store.load(out)
     if progress:
         elapsed = time.perf_counter() - started
-        print(f"sweep: {len(todo)} configs computed, {len(frame)} in total, in {elapsed:.1f} s -> {out}")
-    return frame
+        rate = f", {total / elapsed:.0f} configs/s" if total and elapsed > 0 else ""
+        print(f"sweep: {total} configs computed in {elapsed:.1f} s{rate}; {len(done) + total} of {sweep.n_configs} in {out}")
+    return out
 
 
 def shard_mask(families: pd.DataFrame, index: int, count: int):

@@ -67,7 +67,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("spec", nargs="?", help="TOML spec file; omitted: the lecture preset")
     run.add_argument("--out", help="results directory (default: results/<name>)")
     run.add_argument("--chunk-size", type=_positive_int, help="configs per compiled batch (default: from the memory budget)")
-    run.add_argument("--memory-budget", type=_bytes, default=engine.DEFAULT_MEMORY_BUDGET, help="bytes per chunk, e.g. 2G")
+    run.add_argument("--memory-budget", type=_bytes, help="bytes per chunk, e.g. 2G (default: a quarter of free memory)")
     run.add_argument("--seed", type=_seed, default=0, help="root seed (default 0)")
     run.add_argument("--overwrite", action="store_true", help="replace a different sweep in --out")
     run.add_argument("--quiet", action="store_true", help="no progress bar or summary")
@@ -119,7 +119,7 @@ def _theory(args) -> int:
 
 def _run(args) -> int:
     sweep = spec_module.load(args.spec) if args.spec else spec_module.preset("lecture")
-    frame = api.run(
+    out = api.execute(
         sweep,
         args.out,
         root_seed=args.seed,
@@ -130,7 +130,7 @@ def _run(args) -> int:
         shard=args.shard,
     )
     if args.spec is None:
-        print(lecture.lecture_table(frame))
+        print(lecture.lecture_table(store.load(out, where=lecture.TABLE_ROWS)))
     return 0
 
 
@@ -173,15 +173,15 @@ def _plot(args) -> int:
 
 def _info(args) -> int:
     record = store.read_manifest(args.dir)
-    frame = store.load(args.dir)
+    status = store.read_column(args.dir, "status").to_pandas()
     sweep = spec_module.from_dict(record["spec"])
     print(f"{args.dir}: sweep {sweep.name!r}, root seed {record['root_seed']}")
     print(json.dumps(record["spec"], indent=2))
-    print(f"rows: {len(frame)} of {sweep.n_configs} configs ({len(store.parts(args.dir))} parts)")
+    print(f"rows: {len(status)} of {sweep.n_configs} configs ({len(store.parts(args.dir))} parts)")
     print(f"run with jax {record.get('jax')} on {record.get('device')} ({record.get('platform')})")
-    if len(frame):
+    if len(status):
         print("status:")
-        for status, count in frame["status"].value_counts().items():
+        for status, count in status.value_counts().items():
             print(f"  {status:<10} {count}")
     return 0
 

@@ -21,7 +21,6 @@ from jax.sharding import NamedSharding, PartitionSpec as P
 
 from . import network, spec as spec_module, store, theory
 
-DEFAULT_MEMORY_BUDGET = 2 * 2**30
 TRACE_COUNT = {"families": 0}
 
 
@@ -40,14 +39,36 @@ class Chunk:
 
 
 def family_bytes(bucket: network.Bucket) -> int:
-    """An estimate of the memory one family needs inside the compiled program."""
+    """Peak memory one family adds to a chunk's program, in bytes: an upper bound checked
+    against XLA's own memory analysis in tests/test_planner.py."""
     item = np.dtype(jnp.dtype(bucket.dtype)).itemsize
     layers, batch, width, streams = bucket.max_depth, bucket.batch, bucket.width, len(bucket.depths)
-    stored = (layers + 1) * batch * (width * 2 * item + 8)  # a_hat, dphi, log_a
-    backward = streams * batch * width * (item + 4 * 8)  # stream carry and float64 temporaries
-    outputs = streams * layers * 8 + layers * 3 * 8
-    jacobian = 6 * width * width * 8
-    return stored + backward + outputs + jacobian
+    stored = (layers + 1) * batch * (3 * width * item + 2 * 8)  # a_hat, dphi, cotangents, log-scales
+    backward = streams * batch * width * (2 * item + 2 * 8)  # stream carry and its temporaries
+    outputs = 3 * streams * layers * 8  # per-layer gradient norms, with their copies
+    jacobian = 8 * width * width * 8  # J, J^-1 and temporaries, float64
+    return int(2.5 * stored) + backward + outputs + jacobian
+
+
+def default_memory_budget() -> int:
+    """A quarter of the memory the devices have free: GPU/TPU memory when the backend
+    reports it, else the host's available RAM."""
+    devices = jax.local_devices()
+    stats = devices[0].memory_stats() if devices[0].platform != "cpu" else None
+    if stats and "bytes_limit" in stats:
+        free = sum(d.memory_stats()["bytes_limit"] - d.memory_stats().get("bytes_in_use", 0) for d in devices)
+    else:
+        free = _host_available_bytes()
+    return max(64 * 2**20, free // 4)
+
+
+def _host_available_bytes() -> int:
+    try:
+        with open("/proc/meminfo") as f:
+            fields = dict(line.split(":", 1) for line in f)
+        return int(fields["MemAvailable"].split()[0]) * 1024
+    except (OSError, KeyError, ValueError):
+        return 4 * 2**30
 
 
 def chunk_families(bucket: network.Bucket, memory_budget: int, chunk_size: int | None) -> int:
@@ -57,8 +78,9 @@ def chunk_families(bucket: network.Bucket, memory_budget: int, chunk_size: int |
     return max(1, int(memory_budget // family_bytes(bucket)))
 
 
-def plan(sweep: spec_module.Spec, families, memory_budget: int = DEFAULT_MEMORY_BUDGET, chunk_size: int | None = None):
+def plan(sweep: spec_module.Spec, families, memory_budget: int | None = None, chunk_size: int | None = None):
     """Chunks that cover `families` (a table with the FAMILY_AXES columns)."""
+    memory_budget = memory_budget or default_memory_budget()
     chunks = []
     for (width, init, activation, seed), group in families.groupby(
         ["width", "init", "activation", "seed"], sort=False

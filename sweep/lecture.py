@@ -8,6 +8,7 @@ import pandas as pd
 
 TABLE_DEPTHS = (2, 3, 5, 10, 20, 50, 100, 150)
 TABLE_SCALES = (1.5, 0.5)
+TABLE_ROWS = {"init": "identity", "activation": "linear", "width": 2, "sigma_b": 0.0}
 
 
 def format_log10(value: float) -> str:

@@ -155,6 +155,12 @@ def done_ids(out_dir: str) -> set[str]:
     return done
 
 
+def read_column(out_dir: str, name: str) -> pa.ChunkedArray:
+    """One column of every part, without reading the others."""
+    tables = [pq.read_table(p, columns=[name]) for p in parts(out_dir)]
+    return pa.concat_tables(tables).column(name) if tables else pa.chunked_array([], SCHEMA.field(name).type)
+
+
 def write_part(out_dir: str, table: pa.Table, record: dict) -> str:
     """Writes one chunk's rows atomically, with the run's record in the file metadata."""
     table = table.replace_schema_metadata({b"sweep": json.dumps(record, sort_keys=True).encode()})
@@ -163,13 +169,18 @@ def write_part(out_dir: str, table: pa.Table, record: dict) -> str:
     return path
 
 
-def load(out_dir: str) -> pd.DataFrame:
-    """Every row of a results directory as pandas, sorted by config; NaN stays NaN."""
+def load(out_dir: str, where: dict | None = None) -> pd.DataFrame:
+    """The rows of a results directory as pandas, sorted by config; NaN stays NaN.
+
+    where: {column: value} filters applied while reading each part, so a slice of a huge
+    sweep never loads the rest.
+    """
     read_manifest(out_dir)
     files = parts(out_dir)
     if not files:
         return SCHEMA.empty_table().to_pandas()
-    table = pa.concat_tables(pq.read_table(p) for p in files)
+    filters = [(column, "==", value) for column, value in (where or {}).items()] or None
+    table = pa.concat_tables(pq.read_table(p, filters=filters) for p in files)
     # Integer columns with nulls (overflow_layer, underflow_layer) come back as float64 NaN.
     frame = table.to_pandas()
     return frame.sort_values(["init", "activation", "width", "seed", "sigma_b", "sigma_w", "depth"], kind="stable").reset_index(drop=True)
