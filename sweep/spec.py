@@ -38,15 +38,37 @@ REQUIRED_AXES = ("depth", "sigma_w", "width")
 SETTINGS_DEFAULTS = {"batch": 8, "dtype": "float32", "loss": "cotangent"}
 DTYPES = ("float32", "float64", "bfloat16", "float16")
 LOSSES = ("cotangent", "mse")
-TOP_LEVEL_KEYS = ("name", "axes", "settings")
+TOP_LEVEL_KEYS = ("name", "axes", "settings", "train")
 RANGE_KEYS = ("start", "stop", "num", "step", "log")
 # Axes that differ between configs of one family; everything else is shared by a family.
 FAMILY_AXES = ("width", "init", "activation", "seed", "sigma_w", "sigma_b")
 MAX_SEED = 2**31 - 1
+# The optional [train] table (the trainability probe, sweep.train); absent: no training.
+TRAIN_DEFAULTS = {"steps": 300, "optimizer": "sgd", "learning_rate": 0.05, "batch_size": 64, "task": "digits"}
+TRAIN_OPTIMIZERS = ("sgd", "momentum", "adam", "rmsprop")
 
 
 class SpecError(ValueError):
     """A spec that cannot run; the message is one line naming the key and the fix."""
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainSettings:
+    """The [train] table: a short training run of every config (see sweep.train).
+
+    steps: optimizer updates; optimizer: one of TRAIN_OPTIMIZERS (through optax);
+    learning_rate: one number for every config; batch_size: examples per update;
+    task: a name in sweep.tasks.TASKS.
+    """
+
+    steps: int = TRAIN_DEFAULTS["steps"]
+    optimizer: str = TRAIN_DEFAULTS["optimizer"]
+    learning_rate: float = TRAIN_DEFAULTS["learning_rate"]
+    batch_size: int = TRAIN_DEFAULTS["batch_size"]
+    task: str = TRAIN_DEFAULTS["task"]
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -56,13 +78,17 @@ class Spec:
     batch: int = 8
     dtype: str = "float32"
     loss: str = "cotangent"
+    train: TrainSettings | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        out = {
             "name": self.name,
             "axes": {k: list(v) for k, v in self.axes.items()},
             "settings": {"batch": self.batch, "dtype": self.dtype, "loss": self.loss},
         }
+        if self.train is not None:  # absent, not null: specs without [train] keep their old JSON
+            out["train"] = self.train.to_dict()
+        return out
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), sort_keys=True)
@@ -218,16 +244,59 @@ def from_dict(raw: dict[str, Any], default_name: str = "sweep") -> Spec:
         raise SpecError(f"settings.dtype: unknown dtype {settings['dtype']!r}; accepted: {', '.join(DTYPES)}")
     if settings["loss"] not in LOSSES:
         raise SpecError(f"settings.loss: unknown loss {settings['loss']!r}; accepted: {', '.join(LOSSES)}")
-    return Spec(name=name, axes=axes, batch=batch, dtype=settings["dtype"], loss=settings["loss"])
+    train = _train_settings(raw["train"]) if "train" in raw else None
+    return Spec(name=name, axes=axes, batch=batch, dtype=settings["dtype"], loss=settings["loss"], train=train)
+
+
+def _positive_number(key: str, value: Any) -> float:
+    if isinstance(value, list):
+        raise SpecError(f"train.{key}: a list (a {key} axis) is not supported; give one number > 0")
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
+        raise SpecError(f"train.{key}: {value!r} must be a finite number > 0")
+    return float(value)
+
+
+def _positive_integer(key: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise SpecError(f"train.{key}: {value!r} must be an integer >= 1")
+    return value
+
+
+def _train_settings(raw: Any) -> TrainSettings:
+    """Validates the [train] table. Raises SpecError."""
+    from . import tasks  # the task registry; imported here so the registry stays open
+
+    if not isinstance(raw, dict):
+        raise SpecError(f"train: must be a table of {', '.join(TRAIN_DEFAULTS)}")
+    unknown = set(raw) - set(TRAIN_DEFAULTS)
+    if unknown:
+        raise SpecError(f"unknown train key {sorted(unknown)[0]!r}; accepted: {', '.join(TRAIN_DEFAULTS)}")
+    train = {**TRAIN_DEFAULTS, **raw}
+    if train["optimizer"] not in TRAIN_OPTIMIZERS:
+        raise SpecError(f"train.optimizer: unknown optimizer {train['optimizer']!r}; accepted: {', '.join(TRAIN_OPTIMIZERS)}")
+    if train["task"] not in tasks.TASKS:
+        raise SpecError(f"train.task: unknown task {train['task']!r}; accepted: {', '.join(tasks.TASKS)}")
+    return TrainSettings(
+        steps=_positive_integer("steps", train["steps"]),
+        optimizer=train["optimizer"],
+        learning_rate=_canonical_float(_positive_number("learning_rate", train["learning_rate"])),
+        batch_size=_positive_integer("batch_size", train["batch_size"]),
+        task=train["task"],
+    )
 
 
 def load(path: str) -> Spec:
-    """Reads and validates a TOML spec file. Raises SpecError."""
+    """Reads and validates a TOML spec file, or a built-in preset named instead of a path
+    (a file of that name wins). Raises SpecError."""
     try:
         with open(path, "rb") as f:
             raw = tomllib.load(f)
     except FileNotFoundError:
-        raise SpecError(f"spec file {path!r} not found; give the path to a TOML spec") from None
+        if path in PRESETS:
+            return preset(path)
+        raise SpecError(
+            f"spec file {path!r} not found; give the path to a TOML spec or a preset name ({', '.join(PRESETS)})"
+        ) from None
     except tomllib.TOMLDecodeError as err:
         raise SpecError(f"spec file {path!r} is not valid TOML: {err}") from None
     except OSError as err:
@@ -236,7 +305,7 @@ def load(path: str) -> Spec:
     return from_dict(raw, default_name=stem)
 
 
-PRESETS = ("lecture",)
+PRESETS = ("lecture", "trainability")
 
 
 def preset(name: str) -> Spec:

@@ -50,6 +50,17 @@ SCHEMA = pa.schema(
         ("theory_phase", pa.string()),
     ]
 )
+# The trainability probe's columns (sweep.train; null for sweeps without [train]). They
+# join SCHEMA when engine.to_table fills them: SCHEMA = pa.schema([*SCHEMA, *TRAIN_FIELDS]).
+TRAIN_FIELDS = [
+    pa.field("train_loss_initial", pa.float64()),
+    pa.field("train_loss_final", pa.float64()),
+    pa.field("train_accuracy_final", pa.float64()),
+    pa.field("train_steps_to_half_loss", pa.int64()),
+    pa.field("trainable", pa.bool_()),
+    pa.field("train_diverged", pa.bool_()),
+    pa.field("train_loss_curve", pa.list_(pa.float64())),
+]
 MANIFEST = "sweep.json"
 PART_GLOB = "part-*.parquet"
 

@@ -1,0 +1,333 @@
+"""The trainability probe: a short optax training run of every config, all in one program.
+
+Each config (sigma_w, sigma_b, depth) of a chunk starts from exactly the weights the
+measurement pass used, W_l = sigma_w Ŵ_l and b_l = sigma_b b̂_l with (Ŵ_l, b̂_l) =
+network.layer_weights(network.family_keys(root_key, seed, width, init), l, bucket), adds
+a linear readout R (K, N) to the task's K outputs, and trains every parameter (W_l, b_l
+for l = 1..depth, and R) for `steps` updates of one optimizer on minibatches of a task
+(sweep.tasks). The readout starts as R = R̂ with entries N(0, 1/N) from a key of (root
+seed, seed, width); minibatches (drawn with replacement) come from a key of (root seed,
+seed, width): configs of one chunk see the same readout and the same batches, in the
+spirit of the engine's common random numbers.
+
+One compiled program trains a chunk: jax.vmap over configs, lax.scan over steps, and a
+lax.scan over layers inside the network. Configs of different depths share it by padding:
+a config of depth d in a program of L >= d layers has layers d+1..L switched to the
+identity (a_l = a_{l-1}) by a mask, and their gradients and updates are masked to zero,
+so they stay identity and never change; a config trains alone or padded inside a chunk
+to the same numbers. Depths are split into a few groups (network.depth_groups), each its
+own vmapped scan, so a shallow config does not pay for the deepest one.
+
+Outputs per config (train_chunk, train_columns):
+- train_loss_initial, train_loss_final: the mean loss over the task's whole data set
+  before and after training; train_accuracy_final: the fraction of it classified
+  right (classification tasks; NaN / null otherwise).
+- train_loss_curve: the minibatch loss of each step (before its update), averaged over
+  consecutive windows of ceil(steps / 64) steps: at most 64 points.
+- train_steps_to_half_loss: the last step of the first window whose mean minibatch loss
+  is <= ½ train_loss_initial (0 / null if none is).
+- train_diverged: a minibatch loss or the final loss is not finite.
+- trainable: not diverged, and train_loss_final <= ½ min(train_loss_initial,
+  reference), reference being the loss of the best input-independent prediction
+  (tasks.reference_loss: ln 10 for digits, ½ for teacher). The min keeps a net whose
+  random init starts far above chance from counting as trained by merely reaching it.
+
+Axes: F configs, L layers (the program's deepest depth), N width, K outputs, B batch
+(settings.batch_size), P examples, T steps.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pyarrow as pa
+
+from . import activations, network, spec as spec_module, store, tasks
+
+MOMENTUM = 0.9
+OPTIMIZERS = {
+    "sgd": lambda lr: optax.sgd(lr),
+    "momentum": lambda lr: optax.sgd(lr, momentum=MOMENTUM),
+    "adam": lambda lr: optax.adam(lr),
+    "rmsprop": lambda lr: optax.rmsprop(lr),
+}
+OPTIMIZER_SLOTS = {"sgd": 0, "momentum": 1, "adam": 2, "rmsprop": 1}  # param-sized state arrays
+assert tuple(OPTIMIZERS) == spec_module.TRAIN_OPTIMIZERS
+CURVE_POINTS = 64
+TRAINABLE_FRACTION = 0.5
+DEFAULT_DEPTH_GROUPS = 4
+TAG_READOUT, TAG_BATCHES = 101, 102
+COLUMNS = {field.name: field.type for field in store.TRAIN_FIELDS}
+TRACE_COUNT = {"train": 0}
+
+
+def train_keys(root_key, seed, width: int):
+    """Keys of the readout and the minibatch order: (root seed, seed, width) only."""
+    base = jax.random.fold_in(jax.random.fold_in(root_key, seed), width)
+    return {"readout": jax.random.fold_in(base, TAG_READOUT), "batches": jax.random.fold_in(base, TAG_BATCHES)}
+
+
+def train_bytes_per_config(bucket: network.Bucket, settings: spec_module.TrainSettings) -> int:
+    """An upper estimate of the memory one config needs while a chunk trains.
+
+    Parameters, gradients, updates and the next step's parameters (4 copies) plus the
+    optimizer's state (0 to 2 copies), the forward residuals the backward pass keeps
+    (L x B x N, 3 arrays), the evaluation pass over the data set (P x N, 3 arrays) and
+    the per-example losses (P before and after, T x B during). The shared Ŵ stack and data set are counted once per config too,
+    which covers them for any chunk of two or more configs.
+    """
+    item = np.dtype(bucket.compute_dtype).itemsize
+    task = tasks.get(settings.task)
+    n_examples = len(task.data(bucket.width)[1])
+    layers, width, outputs = bucket.max_depth, bucket.width, task.n_outputs
+    params = layers * (width * width + width) + outputs * width
+    copies = 4 + OPTIMIZER_SLOTS[settings.optimizer]
+    residuals = 3 * layers * settings.batch_size * width
+    evaluation = 3 * n_examples * max(width, outputs) + 3 * n_examples
+    per_step = settings.steps * settings.batch_size
+    shared = layers * (width * width + width) + n_examples * width
+    return item * (copies * params + residuals + evaluation + shared + per_step)
+
+
+def _forward(params, live, x, act):
+    """Outputs (B, K) of one config: params w (L, N, N), b (L, N), readout (K, N); live (L,)
+    True for the config's own layers, False for identity padding; x (B, N)."""
+
+    def layer(a, p):
+        w, b, on = p
+        # b enters through a rank-1 product, ones (B, 1) times b (N, 1)^T: the same bits as
+        # a broadcast add, but its gradient becomes a dot over the batch rather than a
+        # reduction, whose rounding XLA may vary with the number of vmapped configs.
+        ones = jnp.ones((a.shape[0], 1), a.dtype)
+        h = network.rows_times_transpose(a, w) + network.rows_times_transpose(ones, b[:, None])
+        return jnp.where(on, act(h), a), None
+
+    a, _ = jax.lax.scan(layer, x, (params["w"], params["b"], live))
+    return network.rows_times_transpose(a, params["readout"])
+
+
+def _mask_layers(tree, live):
+    """Zeroes the per-layer leaves (w, b) of one config's tree at padded layers."""
+    return {
+        "w": jnp.where(live[:, None, None], tree["w"], 0),
+        "b": jnp.where(live[:, None], tree["b"], 0),
+        "readout": tree["readout"],
+    }
+
+
+def _train_group(params, live, x, y, batches, task: tasks.Task, act, optimizer):
+    """Trains F configs of one depth group. params: w (F, L, N, N), b (F, L, N), readout
+    (F, K, N); live (F, L); x (P, N), y; batches (T, B) example indices."""
+
+    def loss(p, on, xb, yb):
+        per_example = task.loss(_forward(p, on, xb, act), yb)
+        return jnp.mean(per_example), per_example
+
+
+    def evaluate(p, on):
+        outputs = _forward(p, on, x, act)
+        correct = jnp.argmax(outputs, axis=-1) == y if task.classification else jnp.zeros(x.shape[:1], bool)
+        return task.loss(outputs, y), correct
+
+    grad_all = jax.vmap(jax.value_and_grad(loss, has_aux=True), in_axes=(0, 0, None, None))
+
+    def step(carry, idx):
+        params, state = carry
+        (_, per_example), grads = grad_all(params, live, x[idx], y[idx])
+        grads = jax.vmap(_mask_layers)(grads, live)
+        updates, state = jax.vmap(optimizer.update)(grads, state, params)
+        params = optax.apply_updates(params, jax.vmap(_mask_layers)(updates, live))
+        return (params, state), per_example
+
+    # Per-example losses come out and are averaged outside, in float64: a reduction inside
+    # the program could round differently with the number of configs.
+    loss_initial, _ = jax.vmap(evaluate)(params, live)
+    (params, _), losses = jax.lax.scan(step, (params, jax.vmap(optimizer.init)(params)), batches)
+    loss_final, correct = jax.vmap(evaluate)(params, live)
+    return {"loss_initial": loss_initial, "loss_final": loss_final, "correct": correct, "losses": jnp.moveaxis(losses, 0, 1)}
+
+
+@functools.lru_cache(maxsize=None)
+def compiled(bucket: network.Bucket, settings: spec_module.TrainSettings, depth: tuple[int, ...], max_groups: int):
+    """The training program of configs with these depths (F,), compiled once per shape."""
+    task, act = tasks.get(settings.task), activations.get(bucket.activation).fn
+    optimizer = OPTIMIZERS[settings.optimizer](settings.learning_rate)
+    compute_dtype = bucket.compute_dtype
+    depth_array = np.asarray(depth)
+    groups = network.depth_groups(tuple(sorted(set(depth))), max_groups)
+    rows = [np.flatnonzero(np.isin(depth_array, group)) for group in groups]
+    inverse = np.argsort(np.concatenate(rows))
+    n_layers, width, n_outputs = max(depth), bucket.width, task.n_outputs
+
+    def run(sigma_w, sigma_b, seed, root_key, x, y):
+        TRACE_COUNT["train"] += 1
+        keys = network.family_keys(root_key, seed, width, bucket.init)
+        w_hat, b_hat = jax.lax.map(lambda layer: network.layer_weights(keys, layer, bucket), jnp.arange(1, n_layers + 1))
+        w_hat, b_hat = w_hat.astype(compute_dtype), b_hat.astype(compute_dtype)
+        own = train_keys(root_key, seed, width)
+        readout = jax.random.normal(own["readout"], (n_outputs, width), jnp.float32) / math.sqrt(width)
+        batches = jax.random.randint(own["batches"], (settings.steps, settings.batch_size), 0, x.shape[0])
+        x = x.astype(compute_dtype)
+        sw, sb = sigma_w.astype(compute_dtype), sigma_b.astype(compute_dtype)
+        results = []
+        for group, members in zip(groups, rows):
+            top, n_members = group[-1], len(members)
+            # XLA turns a batch of one into an unbatched dot, which rounds differently; a
+            # lone config is trained twice so every config sees a batched program.
+            members = members if n_members > 1 else np.repeat(members, 2)
+            params = {
+                "w": sw[members, None, None, None] * w_hat[None, :top],
+                "b": sb[members, None, None] * b_hat[None, :top],
+                "readout": jnp.broadcast_to(readout.astype(compute_dtype), (len(members), n_outputs, width)),
+            }
+            live = jnp.arange(1, top + 1)[None, :] <= jnp.asarray(depth_array[members])[:, None]
+            out = _train_group(params, live, x, y, batches, task, act, optimizer)
+            results.append({k: v[:n_members] for k, v in out.items()})
+        return {k: jnp.concatenate([r[k] for r in results])[inverse] for k in results[0]}
+
+    return jax.jit(run)
+
+
+def _summarise(out: dict[str, np.ndarray], classification: bool, reference: float) -> dict[str, np.ndarray]:
+    """Per-config columns from the program's per-example output: losses (F, T, B),
+    loss_initial and loss_final (F, P), correct (F, P)."""
+    losses = out["losses"].astype(np.float64).mean(axis=-1)
+    steps = losses.shape[1]
+    window = math.ceil(steps / min(steps, CURVE_POINTS))
+    n_points = math.ceil(steps / window)
+    padded = np.pad(losses, ((0, 0), (0, n_points * window - steps)))  # zeros: sums unchanged
+    counts = np.minimum(window, steps - window * np.arange(n_points))
+    curve = padded.reshape(len(losses), n_points, window).sum(axis=-1) / counts  # non-finite stays so
+    initial = out["loss_initial"].astype(np.float64).mean(axis=-1)
+    final = out["loss_final"].astype(np.float64).mean(axis=-1)
+    reached = curve <= 0.5 * initial[:, None]
+    first = np.argmax(reached, axis=1)
+    steps_to_half = np.where(reached.any(axis=1), np.minimum((first + 1) * window, steps), 0)
+    diverged = ~np.isfinite(losses).all(axis=1) | ~np.isfinite(final)
+    trainable = ~diverged & (final <= TRAINABLE_FRACTION * np.minimum(initial, reference))
+    return {
+        "train_loss_initial": initial,
+        "train_loss_final": final,
+        "train_accuracy_final": out["correct"].mean(axis=-1) if classification else np.full(len(losses), np.nan),
+        "train_steps_to_half_loss": steps_to_half.astype(np.int64),
+        "trainable": trainable,
+        "train_diverged": diverged,
+        "train_loss_curve": curve,
+    }
+
+
+def train_chunk(
+    sigma_w,
+    sigma_b,
+    depth,
+    seed: int,
+    root_key,
+    bucket: network.Bucket,
+    settings: spec_module.TrainSettings,
+    max_groups: int = DEFAULT_DEPTH_GROUPS,
+) -> dict[str, np.ndarray]:
+    """Trains F configs that share a seed and a bucket (width, init, activation, dtype).
+
+    Args:
+      sigma_w, sigma_b: (F,) scales; depth: (F,) integers >= 1, any mix (the program pads
+        to the deepest and masks); seed: the configs' seed; root_key: the sweep's root
+        key, jax.random.key(root_seed); bucket: width, init, activation and dtype are
+        used (depths, batch and loss are the measurement's and are ignored);
+        settings: the spec's [train]; max_groups: depth groups, each its own scan.
+    Returns:
+      numpy arrays keyed by column name (COLUMNS), each (F,) except train_loss_curve
+      (F, <= 64); train_steps_to_half_loss is 0 where the loss never halved.
+    """
+    depth = tuple(int(d) for d in np.asarray(depth).reshape(-1))
+    if not depth or min(depth) < 1:
+        raise ValueError(f"train_chunk: depths must be >= 1, got {depth}")
+    task = tasks.get(settings.task)
+    x, y = task.data(bucket.width)
+    program = compiled(bucket, settings, depth, max_groups)
+    out = program(
+        jnp.asarray(np.asarray(sigma_w, np.float64)),
+        jnp.asarray(np.asarray(sigma_b, np.float64)),
+        jnp.int32(seed),
+        root_key,
+        jnp.asarray(x),
+        jnp.asarray(y),
+    )
+    return _summarise({k: np.asarray(v) for k, v in out.items()}, task.classification, tasks.reference_loss(task, bucket.width))
+
+
+def _curve_column(curve: np.ndarray) -> pa.Array:
+    offsets = np.arange(len(curve) + 1, dtype=np.int32) * curve.shape[1]
+    return pa.ListArray.from_arrays(pa.array(offsets), pa.array(curve.reshape(-1), pa.float64()))
+
+
+def null_columns(n_rows: int) -> dict[str, pa.Array]:
+    """The train columns of rows that were not trained (no [train] in the spec)."""
+    return {name: pa.nulls(n_rows, kind) for name, kind in COLUMNS.items()}
+
+
+def train_columns(
+    chunk,
+    row_depth,
+    family_of_row,
+    settings: spec_module.TrainSettings | None,
+    root_seed: int,
+    memory_budget: int | None = None,
+) -> dict[str, pa.Array]:
+    """The train columns (COLUMNS) of a measured chunk's rows, in the rows' order.
+
+    Trains every family of the chunk (padding copies included, so every chunk of a bucket
+    has the same shape and compiles once) at every depth of its bucket, then picks row r
+    as (family_of_row[r], row_depth[r]). With memory_budget (bytes), the families are
+    split into programs of at most memory_budget // train_bytes_per_config configs.
+
+    Args:
+      chunk: an engine.Chunk (bucket, seed, sigma_w (F,), sigma_b (F,)).
+      row_depth, family_of_row: (R,) each row's depth and family index in the chunk.
+      settings: spec.train; None gives null columns.
+      root_seed: the sweep's root seed.
+    """
+    row_depth, family_of_row = np.asarray(row_depth), np.asarray(family_of_row)
+    if settings is None:
+        return null_columns(len(row_depth))
+    bucket = chunk.bucket
+    depths = np.asarray(bucket.depths)
+    n_families, n_depths = len(chunk.sigma_w), len(depths)
+    per_program = n_families
+    if memory_budget is not None:
+        configs = max(1, memory_budget // train_bytes_per_config(bucket, settings))
+        per_program = max(1, min(n_families, configs // n_depths))
+    results = []
+    for start in range(0, n_families, per_program):
+        families = np.minimum(np.arange(start, start + per_program), n_families - 1)  # pad with the last
+        results.append(
+            train_chunk(
+                np.repeat(chunk.sigma_w[families], n_depths),
+                np.repeat(chunk.sigma_b[families], n_depths),
+                np.tile(depths, len(families)),
+                chunk.seed,
+                jax.random.key(root_seed),
+                bucket,
+                settings,
+            )
+        )
+    trained = {k: np.concatenate([r[k] for r in results]) for k in results[0]}
+    depth_index = np.searchsorted(depths, row_depth)
+    picked = {k: v[family_of_row * n_depths + depth_index] for k, v in trained.items()}
+    task = tasks.get(settings.task)
+    steps = picked["train_steps_to_half_loss"]
+    return {
+        "train_loss_initial": pa.array(picked["train_loss_initial"], pa.float64()),
+        "train_loss_final": pa.array(picked["train_loss_final"], pa.float64()),
+        "train_accuracy_final": pa.array(
+            picked["train_accuracy_final"], pa.float64(), mask=np.full(len(steps), not task.classification)
+        ),
+        "train_steps_to_half_loss": pa.array(steps, pa.int64(), mask=steps == 0),
+        "trainable": pa.array(picked["trainable"], pa.bool_()),
+        "train_diverged": pa.array(picked["train_diverged"], pa.bool_()),
+        "train_loss_curve": _curve_column(picked["train_loss_curve"]),
+    }
