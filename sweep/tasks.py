@@ -98,13 +98,24 @@ def cross_entropy(logits, labels):
     return log_norm - picked
 
 
+@functools.partial(jax.jit, static_argnums=0)
+def _teacher_normals(width: int):
+    """The teacher's Gaussian draws, in one compiled call: inputs (P, N), U (N, N), V (10, N)."""
+    draw = lambda tag, shape: jax.random.normal(_data_key(width, tag), shape, jnp.float32)  # noqa: E731
+    return (
+        draw(TAG_TEACHER_INPUTS, (TEACHER_EXAMPLES, width)),
+        draw(TAG_TEACHER_HIDDEN, (width, width)),
+        draw(TAG_TEACHER_OUTPUT, (10, width)),
+    )
+
+
 @functools.lru_cache(maxsize=None)
 def teacher_data(width: int) -> tuple[np.ndarray, np.ndarray]:
     """Inputs x (P, N) and standardised teacher outputs y (P, 10) for width N."""
-    normal = lambda tag, shape: np.asarray(jax.random.normal(_data_key(width, tag), shape, jnp.float32), np.float64)  # noqa: E731
-    x = _unit_rows(normal(TAG_TEACHER_INPUTS, (TEACHER_EXAMPLES, width)))
-    hidden = np.tanh(x @ (normal(TAG_TEACHER_HIDDEN, (width, width)) * math.sqrt(2.0 / width)).T)
-    y = hidden @ (normal(TAG_TEACHER_OUTPUT, (10, width)) / math.sqrt(width)).T
+    inputs, hidden_weights, output_weights = (np.asarray(a, np.float64) for a in _teacher_normals(width))
+    x = _unit_rows(inputs)
+    hidden = np.tanh(x @ (hidden_weights * math.sqrt(2.0 / width)).T)
+    y = hidden @ (output_weights / math.sqrt(width)).T
     y = (y - y.mean(axis=0)) / y.std(axis=0)
     return x, y.astype(np.float32)
 
@@ -114,7 +125,7 @@ def partial_isometry(rows: int, columns: int, key) -> np.ndarray:
     orthonormal rows (rows < columns): Q of the QR factorisation of a Gaussian matrix,
     with the signs of R's diagonal folded in (Haar-distributed)."""
     tall = max(rows, columns), min(rows, columns)
-    gaussian = np.asarray(jax.random.normal(key, tall, jnp.float32), np.float64)
+    gaussian = np.asarray(jax.jit(jax.random.normal, static_argnums=(1, 2))(key, tall, jnp.float32), np.float64)
     q, r = np.linalg.qr(gaussian)
     q = q * np.sign(np.diagonal(r))[None, :]
     return q if rows >= columns else q.T
