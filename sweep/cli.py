@@ -79,6 +79,11 @@ def build_parser() -> argparse.ArgumentParser:
     info = commands.add_parser("info", help="describe a results directory")
     info.add_argument("dir")
 
+    bench = commands.add_parser("bench", help="benchmark the engine against a per-config loop")
+    bench.add_argument("--quick", action="store_true", help="a small sweep that runs in seconds")
+    bench.add_argument("--subsample", type=_positive_int, help="configs timed in the per-config loop (default 200)")
+    bench.add_argument("--json", help="where to write the figures (default results/bench/<date>.json; quick: none)")
+
     theory_cmd = commands.add_parser("theory", help="mean-field predictions: critical point, q*, chi1, depth scales")
     theory_cmd.add_argument("--activation", default="tanh", help="activation name (default tanh)")
     theory_cmd.add_argument("--sigma-b", type=_non_negative_float, default=0.0, help="bias scale sigma_b, not squared (default 0)")
@@ -104,6 +109,16 @@ def _non_negative_float(text):
     if not (value >= 0 and value != float("inf")):
         raise argparse.ArgumentTypeError(f"{text!r} must be finite and >= 0")
     return value
+
+
+def _bench(args) -> int:
+    import datetime
+
+    from . import bench
+
+    default = None if args.quick else f"results/bench/{datetime.date.today().isoformat()}.json"
+    print(bench.format_report(bench.run(args.quick, args.subsample, args.json or default)))
+    return 0
 
 
 def _theory(args) -> int:
@@ -189,7 +204,7 @@ def _info(args) -> int:
 def main(argv=None) -> int:
     try:
         args = build_parser().parse_args(argv)
-        return {"run": _run, "info": _info, "theory": _theory, "plot": _plot}[args.command](args)
+        return {"run": _run, "info": _info, "theory": _theory, "bench": _bench, "plot": _plot}[args.command](args)
     except (spec_module.SpecError, store.StoreError, ValueError) as err:
         print(f"sweep: error: {err}", file=sys.stderr)
         return 2

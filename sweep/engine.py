@@ -46,7 +46,7 @@ def family_bytes(bucket: network.Bucket) -> int:
     stored = (layers + 1) * batch * (3 * width * item + 2 * 8)  # a_hat, dphi, cotangents, log-scales
     backward = streams * batch * width * (2 * item + 2 * 8)  # stream carry and its temporaries
     outputs = 3 * streams * layers * 8  # per-layer gradient norms, with their copies
-    jacobian = 8 * width * width * 8  # J, J^-1 and temporaries, float64
+    jacobian = (8 + 2 * (streams + 1)) * width * width * 8  # J, J^-1, temporaries, and each measured depth's
     return int(2.5 * stored) + backward + outputs + jacobian
 
 
@@ -115,8 +115,7 @@ def compiled(bucket: network.Bucket, n_devices: int):
 
     def run(sigma_w, sigma_b, seed, root_key):
         TRACE_COUNT["families"] += 1
-        measured = np.isin(np.arange(1, bucket.max_depth + 1), bucket.depths)
-        return network.families(sigma_w, sigma_b, seed, root_key, jnp.asarray(measured), bucket)
+        return network.families(sigma_w, sigma_b, seed, root_key, bucket)
 
     if n_devices == 1:
         return jax.jit(run)
@@ -168,7 +167,7 @@ def to_table(chunk: Chunk, result: dict[str, np.ndarray]) -> pa.Table:
 
     act = result["log10_act_norm"][family_of_row]  # (R, L+1)
     grad = result["log10_grad_norm"].reshape(n_families * n_depths, -1)  # (R, L)
-    jac = result["log10_jac_sv"][family_of_row, row_depth - 1]  # (R, 2)
+    jac = result["log10_jac_sv"].reshape(n_families * n_depths, 2)  # (R, 2)
     gain_fwd = act[np.arange(len(row_depth)), row_depth] - act[:, 0]
     gain_bwd = result["log10_backward_gain"].reshape(-1)
 

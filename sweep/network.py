@@ -22,6 +22,7 @@ import math
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from . import activations, inits
 
@@ -205,37 +206,39 @@ def _largest_singular_values(m):
     return jax.lax.map(lambda one: jnp.sqrt(jnp.linalg.eigvalsh(one @ one.T)[-1]), m)
 
 
-def forward(sigma_w, sigma_b, keys, bucket: Bucket, measured):
+def forward(sigma_w, sigma_b, keys, bucket: Bucket):
     """Forward pass of F families to the deepest depth, in log space, with a plain dtype
     pass beside it. The families share every weight matrix: it is drawn once per layer.
 
     Args:
-      sigma_w, sigma_b: (F,); keys: from family_keys; measured: (L,) bool, True at
-        layers that are a measured depth.
+      sigma_w, sigma_b: (F,); keys: from family_keys.
     Returns a dict of:
       a_hat (F, L+1, B, N), log_a (F, L+1, B): activations a_l = exp(log_a) a_hat, l = 0..L;
       dphi (F, L, B, N): phi'(h_l);
-      log_jac_sv (F, L, 2): ln of the largest and smallest singular values of the
-        input-output Jacobian at probe 0, at measured layers (NaN elsewhere);
+      log_jac_sv (F, S, 2): ln of the largest and smallest singular values of the
+        input-output Jacobian at probe 0, at each measured depth;
       overflow (F, L), underflow (F, L): the plain dtype pass gave inf/NaN, or all zeros.
     """
-    n_families, n = sigma_w.shape[0], bucket.width
+    n_families, n, n_depths = sigma_w.shape[0], bucket.width, len(bucket.depths)
     log_sigma_w = _log(sigma_w)
     x = probe_inputs(keys, bucket)
     x_hat, log_x = normalise(x, jnp.zeros((bucket.batch,), jnp.float64), jnp.dtype(bucket.dtype))
     layer_step = jax.vmap(functools.partial(_forward_one, bucket=bucket), in_axes=(0, 0, 0, 0, 0, None, None))
+    # Where layer l's Jacobian is kept: its depth's slot, or a scratch slot past the end.
+    slot_of_layer = np.full(bucket.max_depth, n_depths)
+    slot_of_layer[np.asarray(bucket.depths) - 1] = np.arange(n_depths)
 
     def step(carry, xs):
-        a_hat, log_a, raw, jac_t, log_jac, inv, log_inv, singular = carry
-        layer, is_measured = xs
+        a_hat, log_a, raw, jac_t, log_jac, inv, log_inv, singular, kept = carry
+        layer, slot = xs
         w_hat, b_hat = layer_weights(keys, layer, bucket)
         a_hat, log_a, raw, dphi, overflow, underflow = layer_step(a_hat, log_a, raw, sigma_w, sigma_b, w_hat, b_hat)
 
         # Jacobian at probe 0, J = D_l W_l ... D_1 W_1, and its inverse, each kept as a
         # unit-norm matrix and a log-scale: sigma_max(J) and 1/sigma_max(J^-1) are then
-        # exact to rounding however ill-conditioned J becomes.
-        # Both are updated as rows times a shared matrix, so no family's bits depend on the
-        # chunk. jac_t holds J^T: J^T <- J^T W^T D.
+        # exact to rounding however ill-conditioned J becomes. Both are updated as rows
+        # times a shared matrix, so no family's bits depend on the chunk.
+        # jac_t holds J^T: J^T <- J^T W^T D.
         d0 = dphi[:, 0].astype(jnp.float64)
         w64 = w_hat.astype(jnp.float64)
         jac_t, log_jac = _unit_matrices(rows_times_transpose(jac_t, w64) * d0[:, None, :], log_jac + log_sigma_w)
@@ -243,24 +246,25 @@ def forward(sigma_w, sigma_b, keys, bucket: Bucket, measured):
         # inv <- inv W^-1 D^-1, with W^-1 inverted once for all families.
         inv_step = rows_times(inv, jnp.linalg.inv(w64)) / jnp.where(d0 == 0, 1.0, d0)[:, None, :]
         inv, log_inv = _unit_matrices(jnp.where(singular[:, None, None], eye, inv_step), log_inv - log_sigma_w)
-
-        def extremes(_):
-            sv_max = log_jac + _log(_largest_singular_values(jac_t))
-            sv_min = -(log_inv + _log(_largest_singular_values(inv)))
-            return jnp.stack([sv_max, jnp.where(singular, -jnp.inf, sv_min)], axis=-1)
-
-        log_jac_sv = jax.lax.cond(is_measured, extremes, lambda _: jnp.full((n_families, 2), jnp.nan), None)
-        carry = (a_hat, log_a, raw, jac_t, log_jac, inv, log_inv, singular)
-        return carry, (a_hat, log_a, dphi, log_jac_sv, overflow, underflow)
+        # Keep the matrices of measured depths; their singular values come after the scan.
+        kept = tuple(buffer.at[slot].set(value) for buffer, value in zip(kept, (jac_t, log_jac, inv, log_inv, singular)))
+        carry = (a_hat, log_a, raw, jac_t, log_jac, inv, log_inv, singular, kept)
+        return carry, (a_hat, log_a, dphi, overflow, underflow)
 
     eye = jnp.eye(n, dtype=jnp.float64)
     xs0 = jnp.broadcast_to(x_hat, (n_families, *x.shape))
     log_a0 = jnp.broadcast_to(log_x, (n_families, bucket.batch))
     eyes, zeros = jnp.broadcast_to(eye, (n_families, n, n)), jnp.zeros((n_families,), jnp.float64)
     raw0 = jnp.broadcast_to(x, (n_families, *x.shape))
-    init = (xs0, log_a0, raw0, eyes, zeros, eyes, zeros, jnp.zeros((n_families,), bool))
+    singular0 = jnp.zeros((n_families,), bool)
+    kept0 = tuple(jnp.zeros((n_depths + 1, *v.shape), v.dtype) for v in (eyes, zeros, eyes, zeros, singular0))
+    init = (xs0, log_a0, raw0, eyes, zeros, eyes, zeros, singular0, kept0)
     layers = jnp.arange(1, bucket.max_depth + 1)
-    _, (a_hat, log_a, dphi, log_jac_sv, overflow, underflow) = jax.lax.scan(step, init, (layers, measured))
+    final, (a_hat, log_a, dphi, overflow, underflow) = jax.lax.scan(step, init, (layers, jnp.asarray(slot_of_layer)))
+    jac_t, log_jac, inv, log_inv, singular = (buffer[:n_depths] for buffer in final[-1])
+    sv_max = log_jac + _log(_largest_singular_values(jac_t.reshape(-1, n, n)).reshape(n_depths, n_families))
+    sv_min = -(log_inv + _log(_largest_singular_values(inv.reshape(-1, n, n)).reshape(n_depths, n_families)))
+    log_jac_sv = jnp.stack([sv_max, jnp.where(singular, -jnp.inf, sv_min)], axis=-1)
     layer_axis_second = lambda t: jnp.moveaxis(t, 0, 1)  # noqa: E731  scan stacks layers first
     return {
         "a_hat": jnp.concatenate([xs0[:, None], layer_axis_second(a_hat)], axis=1),
@@ -406,19 +410,18 @@ def backward(sigma_w, fwd, keys, bucket: Bucket):
     return {"log_grad_norm": jnp.concatenate(grads, axis=1), "log_backward_gain": jnp.concatenate(gains, axis=1)}
 
 
-def families(sigma_w, sigma_b, seed, root_key, measured, bucket: Bucket):
+def families(sigma_w, sigma_b, seed, root_key, bucket: Bucket):
     """All metrics of F families that share a seed (and so every weight), in log10.
 
     Args:
-      sigma_w, sigma_b: (F,); seed: scalar; root_key: the sweep's root key;
-      measured: (L,) bool, True at measured depths.
+      sigma_w, sigma_b: (F,); seed: scalar; root_key: the sweep's root key.
     Returns a dict of:
       log10_act_norm (F, L+1): log10 sqrt(mean_B ||a_l||² / N), l = 0..L;
-      log10_grad_norm (F, S, L), log10_backward_gain (F, S), log10_jac_sv (F, L, 2);
+      log10_grad_norm (F, S, L), log10_backward_gain (F, S), log10_jac_sv (F, S, 2);
       overflow (F, L), underflow (F, L), dead (F, L): per-layer flags.
     """
     keys = family_keys(root_key, seed, bucket.width, bucket.init)
-    fwd = forward(sigma_w, sigma_b, keys, bucket, measured)
+    fwd = forward(sigma_w, sigma_b, keys, bucket)
     bwd = backward(sigma_w, fwd, keys, bucket)
     log_act = _log_rms_over_batch(fwd["log_a"])
     return {

@@ -1,0 +1,161 @@
+"""The benchmark: the engine against a per-config JAX loop, in one process, with figures.
+
+The benchmark sweep is gaussian init, tanh, sigma_b^2 = 0.05, 64 values of sigma_w^2 in
+[1, 4], depths 1..128, width 64, 4 seeds, probe batch 8: 32,768 configs. It measures
+- the engine end to end (compile and Parquet writing included), in configs/s;
+- a per-config JAX loop computing the same metrics with the same one-config functions
+  (network.families with one family and one depth), jitted once per shape with compile
+  excluded, timed on a random subsample and extrapolated; the bench checks that it gives
+  the engine's numbers;
+- this machine's float32 GEMM peak, from a large jnp.dot in the same run;
+- the engine's effective FLOP/s, counting 6·B·N²·L per config (what an independent
+  evaluation costs), as a fraction of that peak. Above 100% means sharing avoided work.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import math
+import os
+import resource
+import tempfile
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax import monitoring
+
+from . import api, engine, network, spec, store
+
+COMPILE_SECONDS = {"total": 0.0}
+
+
+def _count_compile(name, duration, **kwargs):
+    if name.endswith("backend_compile_duration"):
+        COMPILE_SECONDS["total"] += duration
+
+
+monitoring.register_event_duration_secs_listener(_count_compile)
+
+
+def benchmark_spec(quick: bool) -> spec.Spec:
+    sigma_w2 = np.linspace(1.0, 4.0, 8 if quick else 64)
+    axes = {
+        "depth": {"start": 1, "stop": 16 if quick else 128, "step": 1},
+        "sigma_w": [float(math.sqrt(v)) for v in sigma_w2],
+        "sigma_b": [math.sqrt(0.05)],
+        "width": [16 if quick else 64],
+        "init": ["gaussian"],
+        "activation": ["tanh"],
+        "seed": [0, 1] if quick else [0, 1, 2, 3],
+    }
+    return spec.from_dict({"name": "bench-quick" if quick else "bench", "axes": axes, "settings": {"batch": 8}})
+
+
+def gemm_peak_flops(size: int = 2048, repeats: int = 5) -> float:
+    """float32 FLOP/s of a large jnp.dot on the default device, best of `repeats`."""
+    a = jax.random.normal(jax.random.key(0), (size, size), jnp.float32)
+    b = jax.random.normal(jax.random.key(1), (size, size), jnp.float32)
+    dot = jax.jit(jnp.dot)
+    dot(a, b).block_until_ready()
+    best = math.inf
+    for _ in range(repeats):
+        start = time.perf_counter()
+        dot(a, b).block_until_ready()
+        best = min(best, time.perf_counter() - start)
+    return 2 * size**3 / best
+
+
+def per_config_loop(sweep: spec.Spec, rows, root_seed: int):
+    """Evaluates each row alone (one family, one depth) with its program compiled first.
+
+    Returns (seconds excluding compiles, {config_id: log10_backward_gain}).
+    """
+    seconds, gains = 0.0, {}
+    for row in rows.itertuples(index=False):
+        bucket = network.Bucket(row.width, row.init, row.activation, sweep.dtype, sweep.batch, sweep.loss, (row.depth,))
+        chunk = engine.Chunk(bucket, row.seed, np.array([row.sigma_w]), np.array([row.sigma_b]), 1)
+        engine.evaluate_chunk(chunk, root_seed)  # compile (excluded) and warm up
+        start = time.perf_counter()
+        result = engine.evaluate_chunk(chunk, root_seed)
+        seconds += time.perf_counter() - start
+        gains[row.config_id] = float(result["log10_backward_gain"][0, 0])
+    return seconds, gains
+
+
+def run(quick: bool = False, subsample: int | None = None, out_json: str | None = None, root_seed: int = 0) -> dict:
+    sweep = benchmark_spec(quick)
+    configs = sweep.configs()
+    subsample = subsample or (12 if quick else 200)
+    peak = gemm_peak_flops(1024 if quick else 2048)
+
+    with tempfile.TemporaryDirectory() as tmp:
+        COMPILE_SECONDS["total"] = 0.0
+        start = time.perf_counter()
+        out = api.execute(sweep, os.path.join(tmp, "bench"), root_seed=root_seed)
+        engine_seconds = time.perf_counter() - start
+        compile_seconds = COMPILE_SECONDS["total"]
+        frame = store.load(out)
+
+    picked = configs.sample(n=min(subsample, len(configs)), random_state=np.random.default_rng(0))
+    loop_seconds, loop_gains = per_config_loop(sweep, picked, root_seed)
+    engine_gains = frame.set_index("config_id").loc[list(loop_gains), "log10_backward_gain"].to_numpy()
+    # Same functions, same weights: the numbers must agree to float64 bookkeeping ulps.
+    max_difference = float(np.max(np.abs(engine_gains - np.array(list(loop_gains.values())))))
+    if not max_difference <= 1e-9:
+        raise AssertionError(f"per-config loop disagrees with the engine by {max_difference:g}")
+
+    n_configs = len(configs)
+    width, batch = sweep.axes["width"][0], sweep.batch
+    flops = 6 * batch * width**2 * int(configs["depth"].sum())
+    loop_per_config = loop_seconds / len(picked)
+    figures = {
+        "date": datetime.date.today().isoformat(),
+        "quick": quick,
+        "configs": n_configs,
+        "device": str(jax.devices()[0].device_kind),
+        "device_count": jax.local_device_count(),
+        "jax": jax.__version__,
+        "engine_seconds": engine_seconds,
+        "compile_seconds": compile_seconds,
+        "engine_cfg_per_s": n_configs / engine_seconds,
+        "jax_loop_cfg_per_s": 1 / loop_per_config,
+        "jax_loop_subsample": len(picked),
+        "jax_loop_speedup": loop_per_config * n_configs / engine_seconds,
+        "torch_speedup": None,
+        "gemm_peak_gflops": peak / 1e9,
+        "effective_gflops": flops / engine_seconds / 1e9,
+        "peak_fraction": flops / engine_seconds / peak,
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "loop_max_difference": max_difference,
+    }
+    if out_json:
+        os.makedirs(os.path.dirname(out_json) or ".", exist_ok=True)
+        with open(out_json, "w") as f:
+            json.dump(figures, f, indent=2)
+            f.write("\n")
+    return figures
+
+
+def format_report(figures: dict) -> str:
+    rows = [
+        ("configs", f"{figures['configs']}"),
+        ("device", f"{figures['device']} x{figures['device_count']}"),
+        ("engine, end to end", f"{figures['engine_seconds']:.1f} s, {figures['engine_cfg_per_s']:.0f} configs/s"),
+        ("  of which compiling", f"{figures['compile_seconds']:.1f} s"),
+        ("per-config JAX loop", f"{figures['jax_loop_cfg_per_s']:.1f} configs/s (on {figures['jax_loop_subsample']})"),
+        ("engine / JAX loop", f"{figures['jax_loop_speedup']:.1f}x"),
+        ("PyTorch eager loop", "not run"),
+        ("GEMM peak (float32)", f"{figures['gemm_peak_gflops']:.1f} GFLOP/s"),
+        ("engine effective", f"{figures['effective_gflops']:.1f} GFLOP/s = {100 * figures['peak_fraction']:.1f}% of peak"),
+        ("peak RSS", f"{figures['peak_rss_mb']:.0f} MB"),
+    ]
+    lines = [f"{name:<22} {value}" for name, value in rows]
+    torch = "nan" if figures["torch_speedup"] is None else f"{figures['torch_speedup']:.2f}"
+    lines.append(
+        f"bench: engine_cfg_per_s={figures['engine_cfg_per_s']:.1f} jax_loop_speedup={figures['jax_loop_speedup']:.2f} "
+        f"torch_speedup={torch} peak_fraction={figures['peak_fraction']:.4f} peak_rss_mb={figures['peak_rss_mb']:.0f}"
+    )
+    return "\n".join(lines)
