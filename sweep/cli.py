@@ -7,7 +7,7 @@ import json
 import os
 import sys
 
-from . import api, engine, lecture, spec as spec_module, store
+from . import api, lecture, spec as spec_module, store
 
 
 class _Parser(argparse.ArgumentParser):

@@ -168,11 +168,6 @@ def _log_rms_over_batch(log_norm):
     return 0.5 * (jax.nn.logsumexp(2 * log_norm, axis=-1) - math.log(log_norm.shape[-1]))
 
 
-def _first_true(flags):
-    """Index (1-based layer) of the first True in flags (L,), or 0 when there is none."""
-    return jnp.where(jnp.any(flags), jnp.argmax(flags) + 1, 0)
-
-
 def _forward_one(a_hat, log_a, raw, sigma_w, sigma_b, w_hat, b_hat, bucket: Bucket):
     """One layer of one family. a_hat (B, N), log_a (B,), raw (B, N); Ŵ (N, N), b̂ (N,)."""
     act = activations.get(bucket.activation)

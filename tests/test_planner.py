@@ -4,7 +4,6 @@ chunk it picks under a small budget fits in that budget."""
 import jax
 import jax.numpy as jnp
 import numpy as np
-import pandas as pd
 import pytest
 
 from sweep import engine, network, spec
