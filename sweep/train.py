@@ -63,7 +63,6 @@ TRAINABLE_FRACTION = 0.5
 DEFAULT_DEPTH_GROUPS = 4
 TAG_READOUT, TAG_BATCHES = 101, 102
 COLUMNS = {field.name: field.type for field in store.TRAIN_FIELDS}
-TRACE_COUNT = {"train": 0}
 
 
 def train_keys(root_key, seed, width: int):
@@ -78,8 +77,9 @@ def train_bytes_per_config(bucket: network.Bucket, settings: spec_module.TrainSe
     Parameters, gradients, updates and the next step's parameters (4 copies) plus the
     optimizer's state (0 to 2 copies), the forward residuals the backward pass keeps
     (L x B x N, 3 arrays), the evaluation pass over the data set (P x N, 3 arrays) and
-    the per-example losses (P before and after, T x B during). The shared Ŵ stack and data set are counted once per config too,
-    which covers them for any chunk of two or more configs.
+    the per-example losses (P before and after, T x B during). The shared Ŵ stack and the
+    data set are counted once per config too, which covers them in any chunk of two or
+    more configs. tests/test_train.py checks it against XLA's own memory analysis.
     """
     item = np.dtype(bucket.compute_dtype).itemsize
     task = tasks.get(settings.task)
@@ -100,11 +100,14 @@ def _forward(params, live, x, act):
 
     def layer(a, p):
         w, b, on = p
+        # A padded layer sees zeros, so nothing it computes can be non-finite, and passes
+        # a through unchanged: no gradient reaches its w and b, and a's is exactly kept.
+        a_in = jnp.where(on, a, 0)
         # b enters through a rank-1 product, ones (B, 1) times b (N, 1)^T: the same bits as
         # a broadcast add, but its gradient becomes a dot over the batch rather than a
         # reduction, whose rounding XLA may vary with the number of vmapped configs.
         ones = jnp.ones((a.shape[0], 1), a.dtype)
-        h = network.rows_times_transpose(a, w) + network.rows_times_transpose(ones, b[:, None])
+        h = network.rows_times_transpose(a_in, w) + network.rows_times_transpose(ones, b[:, None])
         return jnp.where(on, act(h), a), None
 
     a, _ = jax.lax.scan(layer, x, (params["w"], params["b"], live))
@@ -127,7 +130,6 @@ def _train_group(params, live, x, y, batches, task: tasks.Task, act, optimizer):
     def loss(p, on, xb, yb):
         per_example = task.loss(_forward(p, on, xb, act), yb)
         return jnp.mean(per_example), per_example
-
 
     def evaluate(p, on):
         outputs = _forward(p, on, x, act)
@@ -165,7 +167,6 @@ def compiled(bucket: network.Bucket, settings: spec_module.TrainSettings, depth:
     n_layers, width, n_outputs = max(depth), bucket.width, task.n_outputs
 
     def run(sigma_w, sigma_b, seed, root_key, x, y):
-        TRACE_COUNT["train"] += 1
         keys = network.family_keys(root_key, seed, width, bucket.init)
         w_hat, b_hat = jax.lax.map(lambda layer: network.layer_weights(keys, layer, bucket), jnp.arange(1, n_layers + 1))
         w_hat, b_hat = w_hat.astype(compute_dtype), b_hat.astype(compute_dtype)
@@ -246,6 +247,8 @@ def train_chunk(
     depth = tuple(int(d) for d in np.asarray(depth).reshape(-1))
     if not depth or min(depth) < 1:
         raise ValueError(f"train_chunk: depths must be >= 1, got {depth}")
+    if not np.shape(sigma_w) == np.shape(sigma_b) == (len(depth),):
+        raise ValueError(f"train_chunk: sigma_w, sigma_b and depth must all be (F,), got {np.shape(sigma_w)}, {np.shape(sigma_b)}, {len(depth)}")
     task = tasks.get(settings.task)
     x, y = task.data(bucket.width)
     program = compiled(bucket, settings, depth, max_groups)
