@@ -18,9 +18,20 @@ Conventions (z, z1, z2 are independent standard normals throughout):
 - ``q*`` is the limit of that sequence: 0 where it collapses (reported below
   Q_MIN = 1e-200), +inf where it diverges (above Q_MAX = 1e12). Moments at q = 0 are the
   q -> 0+ limits (e.g. E[relu'(sqrt(q) z)^2] = 1/2, not relu'(0)^2).
-- ``chi1 = sigma_w^2 E[phi'(sqrt(q*) z)^2]`` is the per-layer ratio of squared norms of
-  the back-propagated signal, so the backward signal's norm changes by
-  ``0.5 * log10(chi1)`` decades per layer.
+- ``chi(q) = sigma_w^2 E[phi'(sqrt(q) z)^2]`` is the per-layer ratio of squared norms of
+  the back-propagated signal through a layer whose pre-activations have mean square q:
+  the backward pass through layer l multiplies by W_l^T diag(phi'(h_l)), and h_l has
+  mean square q^l. ``chi1 = chi(q*)`` is its value at the fixed point, so deep in the
+  network the backward signal's norm changes by ``0.5 * log10(chi1)`` decades per layer.
+- The finite-depth backward gain of an L-layer network (``log10_backward_gain``, predict's
+  theory_log10_backward_gain) is ``sum_{l=1}^{L} 0.5 * log10 chi(q^l)`` along the
+  trajectory from q^0 = 1, not ``L * 0.5 * log10(chi1)``. The two agree up to an
+  L-independent transient where q^l converges geometrically, and exactly for linear
+  (chi = sigma_w^2) and relu (chi = sigma_w^2 / 2), whose chi does not depend on q. They
+  part where q^l converges only algebraically: for tanh at sigma_b = 0, sigma_w = 1,
+  q^l ~ 1/(2l) and ln chi(q) = -2q + O(q^2), so the gain is -0.5 log10 L + O(1) (-1.16
+  decades at L = 150) although chi1 = 1, and at L = 150 the gain crosses 0 at
+  sigma_w = 1.1125, not at the critical sigma_w = 1.
 - The correlation map sends the correlation c of two inputs' pre-activations to
   ``C(c) = (sigma_w^2 E[phi(u1) phi(u2)] + sigma_b^2) / q*`` with
   ``(u1, u2) ~ N(0, q* [[1, c], [c, 1]])``. c = 1 is always a fixed point; ``c* = 1``
@@ -51,8 +62,9 @@ fluctuations around these means differ. Identity init is deterministic: there is
 mean-field average, and only linear + identity has an exact prediction, a gain of
 sigma_w per layer, which coincides with 0.5 * log10(chi1) = log10(sigma_w) decades.
 
-Numerics. Everything is float64, pure JAX, jit-able, and the public functions broadcast
-over arrays of configs (C configs), vmapping a scalar core internally.
+Numerics. Everything is float64 and pure JAX, and the public functions broadcast over
+arrays of configs (C configs), vmapping a scalar core internally. All are jit-able except
+log10_backward_gain and predict, which need concrete inputs (the depths size the work).
 
 - Gaussian expectations E[f(sqrt(q) z)] use a composite Gauss-Legendre rule, not
   Gauss-Hermite: Gauss-Hermite nodes near the origin are ~pi/sqrt(n) apart, while
@@ -86,6 +98,18 @@ over arrays of configs (C configs), vmapping a scalar core internally.
   ~1e-3 (relu and linear use their closed forms). Being a power series with
   non-negative coefficients, C is convex on [0, 1], so Newton from c = 0 climbs
   monotonically to c*.
+- The backward gain runs the length map once per distinct (sigma_w, sigma_b) in the
+  input, as deep as its deepest row, in compiled scans of _GAIN_SEGMENT (64) layers over
+  blocks of pairs, and reads each row's depth off the running sum. The sum is kept as
+  L * 0.5 log10(sigma_w^2 E[phi'^2](q*)) plus the running sum of per-layer excesses
+  0.5 log10 E[phi'^2](q^l) - 0.5 log10 E[phi'^2](q*), which is exactly 0 for linear and
+  relu and small wherever q^l converges. A trajectory that lands on a floating-point
+  fixed point or 2-cycle (q^{K+1} == q^K or q^{K-1}; q = 0 and q = inf included) repeats
+  its excesses exactly from there, so the rest of its sum is extrapolated and the pair
+  drops out (tanh over sigma_w in [0.5, 3], sigma_b in [0, 1]: after 26 layers in the
+  median, at most ~500; only trajectories near criticality run to full depth). q^l
+  reaching 0 or +inf uses the limiting E[phi'^2], so the gain is never NaN unless an
+  input is (sigma_w = 0 gives -inf).
 - Closed forms replace quadrature for linear (E[phi^2] = q, E[phi'^2] = 1), relu
   (q/2, 1/2, arc-cosine kernel) and erf (Williams 1997: E[erf(u)^2] =
   (2/pi) arcsin(2q/(1+2q)), E[erf'(u)^2] = (4/pi)/sqrt(1+4q), E[erf(u1) erf(u2)] =
@@ -504,6 +528,18 @@ def _compiled(core: Callable, activation: str, closed_form: bool) -> Callable:
     return jax.jit(jax.vmap(functools.partial(core, activation, closed_form)))
 
 
+def _unique_rows(columns: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """np.unique(columns, axis=0, return_inverse=True) for a float (R, K) array, by lexsort
+    (~8x faster than np.unique's sort of a void view at R = 1e6)."""
+    order = np.lexsort(columns.T[::-1])
+    ordered = columns[order]
+    new = np.ones(len(order), bool)
+    new[1:] = np.any(ordered[1:] != ordered[:-1], axis=1)
+    inverse = np.empty(len(order), np.int64)
+    inverse[order] = np.cumsum(new) - 1
+    return ordered[new], inverse
+
+
 def _broadcast_call(core, activation, *args, closed_form=True, block=_CHUNK):
     """Broadcast args to one shape S, run the vmapped core on them flat, reshape to S.
 
@@ -522,7 +558,7 @@ def _broadcast_call(core, activation, *args, closed_form=True, block=_CHUNK):
     else:
         # Sweeps repeat (sigma_w, sigma_b) across depths and seeds: solve each distinct one once.
         columns = np.stack([np.asarray(a).reshape(-1) for a in arrays], axis=1)
-        distinct, inverse = np.unique(columns, axis=0, return_inverse=True)
+        distinct, inverse = _unique_rows(columns)
         count = distinct.shape[0]
         width = 8 if count <= 8 else block
         padded = max(-(-count // width), 1) * width
@@ -670,34 +706,221 @@ def xi_grad(activation: str, sigma_w, sigma_b) -> jax.Array:
     return _depth_scale(chi1(activation, sigma_w, sigma_b))
 
 
+def log10_backward_gain(
+    activation: str, sigma_w, sigma_b, depth, *, q_star=None, closed_form: bool = True, block: int = _CHUNK
+) -> np.ndarray:
+    """Finite-depth mean-field backward gain: sum_{l=1}^{L} 1/2 log10 chi(q^l), q^0 = 1.
+
+    chi(q) = sigma_w^2 E[phi'(sqrt(q) z)^2] and q^l is the length map's trajectory
+    (length_map_trajectory's convention); see the module docstring for how it is computed
+    and why it is not L * 1/2 log10 chi1. Linear (chi = sigma_w^2) and relu
+    (chi = sigma_w^2 / 2) give exactly L log10|sigma_w| and L (log10|sigma_w| + 1/2
+    log10 1/2); q^l reaching 0 or +inf uses the limiting chi; depth 0 gives 0, sigma_w = 0
+    gives -inf for L >= 1; NaN inputs give NaN.
+
+    Inputs must be concrete (numpy-convertible, not traced): the depths decide how many
+    layers of each trajectory are computed.
+
+    Args:
+      activation: a name in sweep.activations.ACTIVATIONS.
+      sigma_w, sigma_b: weight and bias scales (not squared), broadcastable with depth to S.
+      depth: number of layers L, non-negative integers (integer-valued floats accepted).
+      q_star: fixed_point_q of each config where the caller has it already (broadcastable
+        to S; predict passes its own), else solved here. It only sets the reference the
+        per-layer terms are counted from (see _gain_start): the result does not depend
+        on it beyond rounding.
+      closed_form: use the closed-form moments where they exist (False: quadrature; tests).
+      block: distinct (sigma_w, sigma_b) pairs per compiled call.
+
+    Returns:
+      numpy float64 array of shape S.
+    """
+    args = (sigma_w, sigma_b, depth) + (() if q_star is None else (q_star,))
+    arrays = _concrete_depths(*args)
+    activations.get(activation)  # unknown names fail here, with the accepted list
+    shape = arrays[0].shape
+    sigma_w, sigma_b, depth = (a.reshape(-1) for a in arrays[:3])
+    depth = depth.astype(np.int64)
+    out = np.zeros(depth.size)  # depth 0: no layer, gain 0
+    if depth.size == 0 or depth.max() == 0:
+        return out.reshape(shape)
+    pairs, inverse = _unique_rows(np.stack([sigma_w, sigma_b], axis=1))
+    count, max_depth = pairs.shape[0], int(depth.max())
+    if q_star is None:
+        solved = _broadcast_call(_q_star_only, activation, pairs[:, 0], pairs[:, 1], 1.0, closed_form=closed_form)
+        pair_q_star = np.asarray(solved["q_star"])
+    else:
+        pair_q_star = np.empty(count)
+        pair_q_star[inverse] = arrays[3].reshape(-1)
+    needed = np.zeros(count, np.int64)  # each pair runs as deep as its deepest row
+    np.maximum.at(needed, inverse, depth)
+    # Rows sorted by (pair, depth): the rows of pair p with first <= depth <= last are
+    # one slice, found by binary search on key = p * (max_depth + 1) + depth.
+    row_order = np.lexsort((depth, inverse))
+    key = inverse[row_order] * (max_depth + 1) + depth[row_order]
+
+    def select(p, first, last):
+        """(rows, slot, depth) of the rows of pairs p[slot] with first <= depth <= last."""
+        lo = np.searchsorted(key, p * (max_depth + 1) + first, side="left")
+        hi = np.searchsorted(key, p * (max_depth + 1) + np.minimum(last, max_depth), side="right")
+        lengths = np.maximum(hi - lo, 0)
+        slot = np.repeat(np.arange(p.size), lengths)
+        rows = row_order[np.arange(lengths.sum()) + np.repeat(lo - np.cumsum(lengths) + lengths, lengths)]
+        return rows, slot, depth[rows]
+
+    def blocks(p):
+        """p in blocks of a compiled width (8, 128 or `block`: few compiles, and stragglers
+        near criticality do not pay for `block` lanes), padded with p's last entry."""
+        width = min(block, 8 if p.size <= 8 else 128 if p.size <= 128 else block)
+        for i in range(0, p.size, width):
+            part = p[i : i + width]
+            yield part, np.pad(part, (0, width - part.size), mode="edge")
+
+    start, segment = _compiled(_gain_start, activation, closed_form), _compiled(_gain_segment, activation, closed_form)
+    per_layer, reference, q = np.empty(count), np.empty(count), np.empty(count)
+    for part, padded in blocks(np.arange(count)):
+        values = start(pairs[padded, 0], pairs[padded, 1], pair_q_star[padded])
+        for target, value in zip((per_layer, reference, q), values):
+            target[part] = np.asarray(value)[: part.size]
+    total = np.zeros(count)  # running sum of the excess over layers 1..layer
+    layer = np.zeros(count, np.int64)
+    active = np.arange(count)[needed > 0]
+    while active.size:
+        # One round: every active pair advances _GAIN_SEGMENT layers.
+        settled = []
+        for part, padded in blocks(active):
+            n = part.size
+            q_next, totals, q_layers, excess = (
+                np.asarray(a)[:n]
+                for a in segment(pairs[padded, 0], pairs[padded, 1], reference[padded], q[padded], total[padded])
+            )
+            done = layer[part]
+            rows, s, d = select(part, done + 1, done + _GAIN_SEGMENT)
+            out[rows] = d * per_layer[part[s]] + totals[s, d - done[s] - 1]
+            layer[part] += _GAIN_SEGMENT
+            q[part], total[part] = q_next, totals[:, -1]
+            # In floating point the trajectory may land on a fixed point or a 2-cycle
+            # (q^{K+1} == q^K or == q^{K-1}, K = layer): from there on the excess repeats
+            # exactly, so the rest of the sum is a count of the last one or two values.
+            period1 = q_next == q_layers[:, -1]
+            period2 = q_next == q_layers[:, -2]
+            repeats = (period1 | period2) & (layer[part] < needed[part])
+            if repeats.any():
+                p = part[repeats]
+                odd = np.where(period1, excess[:, -1], excess[:, -2])[repeats]  # layers K+1, K+3, ...
+                even = excess[:, -1][repeats]  # layers K+2, K+4, ...
+                rows, s, d = select(p, layer[p] + 1, max_depth)
+                n_odd, n_even = (d - layer[p[s]] + 1) // 2, (d - layer[p[s]]) // 2
+                rest = np.where(n_odd > 0, n_odd * odd[s], 0.0) + np.where(n_even > 0, n_even * even[s], 0.0)
+                out[rows] = d * per_layer[p[s]] + (total[p[s]] + rest)
+                settled.append(p)
+        finished = layer[active] >= needed[active]
+        if settled:
+            finished |= np.isin(active, np.concatenate(settled))
+        active = active[~finished]
+    return out.reshape(shape)
+
+
+_GAIN_SEGMENT = 64  # layers per compiled call of the trajectory scan
+
+
+def _concrete_depths(*args) -> list[np.ndarray]:
+    """args broadcast to numpy float64; the third is depth. Fails on traced inputs and on
+    depths that are not non-negative integers."""
+    if any(isinstance(a, jax.core.Tracer) for a in args):
+        raise TypeError("log10_backward_gain and predict need concrete inputs, not traced ones: the depths size the computation")
+    arrays = np.broadcast_arrays(*(np.asarray(a, np.float64) for a in args))
+    depth = arrays[2]
+    integral = (depth >= 0) & (depth == np.floor(depth))
+    if not np.all(integral):
+        raise ValueError(f"depth must hold non-negative integers, got {depth[~integral][:5]}")
+    return arrays
+
+
+def _gain_start(activation, closed_form, sigma_w, sigma_b, q_star):
+    """(log10|sigma_w| + reference, reference, q^1) for one pair, q^0 = 1.
+
+    reference = 1/2 log10 E[phi'^2](q*) (0 where that is not finite). The gain is
+    L * (log10|sigma_w| + reference) + sum_{l<=L} (1/2 log10 E[phi'^2](q^l) - reference):
+    the running sum of excesses stays small (it converges where q^l -> q* geometrically)
+    and is exactly 0 where E[phi'^2] is constant (linear, relu).
+    """
+    m = _moments(activation, closed_form)
+    sigma_w2, sigma_b2 = sigma_w * sigma_w, sigma_b * sigma_b
+    q1 = sigma_w2 + sigma_b2
+    reference = 0.5 * jnp.log10(m.stats(q_star)[2])
+    reference = jnp.where(jnp.isfinite(reference), reference, 0.0)
+    return jnp.log10(jnp.abs(sigma_w)) + reference, reference, q1
+
+
+def _gain_segment(activation, closed_form, sigma_w, sigma_b, reference, q, total):
+    """_GAIN_SEGMENT more layers of one trajectory.
+
+    From q = q^{K+1} and the running sum of excesses over layers 1..K, returns q^{K+S+1},
+    and for layers l = K+1..K+S the running sums, q^l and the excesses
+    1/2 log10 E[phi'^2](q^l) - reference (S = _GAIN_SEGMENT).
+    """
+    m = _moments(activation, closed_form)
+    sigma_w2, sigma_b2 = sigma_w * sigma_w, sigma_b * sigma_b
+
+    def step(carry, _):
+        q, total = carry
+        mean_sq, _, mean_dphi_sq = m.stats(q)
+        excess = 0.5 * jnp.log10(mean_dphi_sq) - reference
+        total = total + excess
+        return (sigma_w2 * mean_sq + sigma_b2, total), (total, q, excess)
+
+    (q_next, _), (totals, q_layers, excess) = jax.lax.scan(step, (q, total), None, length=_GAIN_SEGMENT)
+    return q_next, totals, q_layers, excess
+
+
 def predict(activation: str, sigma_w, sigma_b, depth) -> dict[str, jax.Array]:
     """All mean-field predictions for C configs (inputs broadcast to a shape S, e.g. (C,)).
+
+    Everything except the backward gain describes the fixed point and is depth-free; the
+    gain is the finite-depth prediction for each config's own depth. Inputs must be
+    concrete (not traced), see log10_backward_gain.
 
     Args:
       activation: a name in sweep.activations.ACTIVATIONS.
       sigma_w, sigma_b: weight and bias scales (not squared).
-      depth: number of layers L.
+      depth: number of layers L (non-negative integers).
 
     Returns:
       Dict of arrays of shape S: theory_q_star, theory_chi1, theory_c_star, theory_xi_c,
-      theory_xi_q, theory_log10_backward_gain (= L * 0.5 * log10(chi1), the predicted
-      decades of growth of the backward signal's norm over the network) and theory_phase
-      (int32 index into PHASES: critical when |ln chi1| < CRITICAL_LOG_CHI1_TOLERANCE).
+      theory_xi_q, theory_log10_backward_gain and theory_phase (int32 index into PHASES:
+      critical when |ln chi1| < CRITICAL_LOG_CHI1_TOLERANCE). theory_log10_backward_gain
+      is the predicted decades of growth of the backward signal's norm over the L
+      layers, sum_{l=1}^{L} 1/2 log10 chi(q^l) along the length map's trajectory from
+      q^0 = 1 (log10_backward_gain). That is exactly L * 1/2 log10(chi1) where chi does
+      not depend on q (linear, relu), L * 1/2 log10(chi1) plus an L-independent
+      transient where q^l converges geometrically, and off by a term growing like log L
+      where it converges algebraically (tanh at sigma_b = 0, sigma_w = 1:
+      -1/2 log10 L + O(1) although chi1 = 1).
     """
-    sigma_w, sigma_b, depth = jnp.broadcast_arrays(*(jnp.asarray(a, jnp.float64) for a in (sigma_w, sigma_b, depth)))
-    return _predictions(_broadcast_call(_all_core, activation, sigma_w, sigma_b, 1.0), depth)
+    sigma_w, sigma_b, depth = _concrete_depths(sigma_w, sigma_b, depth)
+    theory = _broadcast_call(_all_core, activation, sigma_w, sigma_b, 1.0)
+    out = _predictions(theory)
+    gain = log10_backward_gain(activation, sigma_w, sigma_b, depth, q_star=np.asarray(theory["q_star"]))
+    out["theory_log10_backward_gain"] = jnp.asarray(gain)
+    return {key: out[key] for key in _PREDICTION_KEYS}
 
 
-def _predictions(theory: dict[str, jax.Array], depth: jax.Array) -> dict[str, jax.Array]:
+_PREDICTION_KEYS = (
+    "theory_q_star", "theory_chi1", "theory_c_star", "theory_xi_c",
+    "theory_xi_q", "theory_log10_backward_gain", "theory_phase",
+)
+
+
+def _predictions(theory: dict[str, jax.Array]) -> dict[str, jax.Array]:
+    """The depth-free predict columns from _all_core's output."""
     chi1 = theory["chi1"]
-    gain = jnp.where(depth == 0, 0.0, depth * 0.5 * jnp.log10(chi1))
     return {
         "theory_q_star": theory["q_star"],
         "theory_chi1": chi1,
         "theory_c_star": theory["c_star"],
         "theory_xi_c": _depth_scale(theory["chi_c"]),
         "theory_xi_q": _depth_scale(theory["chi_q"]),
-        "theory_log10_backward_gain": gain,
         "theory_phase": _phase_code(chi1),
     }
 

@@ -322,7 +322,8 @@ def test_predict_vmapped_over_thousands_of_configs():
         c_star = np.asarray(out["theory_c_star"])
         assert np.all((c_star >= 0) & (c_star <= 1))
         np.testing.assert_array_equal(c_star[chi1 <= 1], 1.0)
-        np.testing.assert_allclose(out["theory_log10_backward_gain"], depth * 0.5 * np.log10(chi1), rtol=1e-14)
+        if activation == "relu":  # chi = sigma_w^2 / 2 at every q: the gain is L times it
+            np.testing.assert_allclose(out["theory_log10_backward_gain"], depth * 0.5 * np.log10(chi1), rtol=1e-13, atol=1e-13)
         phase = np.asarray(out["theory_phase"])
         np.testing.assert_array_equal(phase[np.log(chi1) < -1e-3], 0)
         np.testing.assert_array_equal(phase[np.log(chi1) > 1e-3], 2)
@@ -366,6 +367,125 @@ def test_depth_scales_at_criticality_are_inf_not_nan():
     np.testing.assert_array_equal(out["theory_log10_backward_gain"], [0.0, 0.0])
     assert float(theory.xi_grad("tanh", 1.0, 0.0)) == math.inf
     assert float(theory.xi_c("relu", 0.0, 0.0)) == 0.0  # chi = 0: no memory at all
+
+
+# ---------------------------------------------------------------------------------------
+# The finite-depth backward gain.
+
+
+def simpson_backward_gain(sigma_w, sigma_b, depth):
+    """sum_{l=1}^{L} 1/2 log10(sigma_w^2 E[tanh'(sqrt(q^l) z)^2]) with q^1 = sigma_w^2 +
+    sigma_b^2 and q^{l+1} = sigma_w^2 E[tanh^2] + sigma_b^2, all by Simpson."""
+    q, total = sigma_w**2 + sigma_b**2, 0.0
+    for _ in range(depth):
+        total += 0.5 * math.log10(sigma_w**2 * simpson_expectation(dtanh_sq, q))
+        q = sigma_w**2 * simpson_expectation(tanh_sq, q) + sigma_b**2
+    return total
+
+
+@pytest.mark.parametrize("activation", ["linear", "relu"])
+def test_backward_gain_closed_forms(activation):
+    # chi(q) = sigma_w^2 (linear) and sigma_w^2 / 2 (relu) at every q, including the q^l
+    # that underflow to 0 (sigma_w < 1 or < sqrt 2, no bias) or overflow to inf (sigma_w
+    # > 1 or > sqrt 2): the gain is L log10 sigma_w (+ L/2 log10 1/2). Both sides round
+    # the per-layer value log10 sigma_w (+ 1/2 log10 1/2), |.| <= 1.2, on their own (XLA's
+    # and libm's log10 differ by a few ulp) and then multiply by L: 1e-14 relative plus
+    # 1e-15 L absolute (where the two terms cancel, relu at sqrt 2).
+    sigma_w = np.array([0.3, 0.5, 1.0, 1.0 + 1e-9, 1.1, math.sqrt(2), 2.0, 10.0])
+    sigma_b = np.array([0.0, 0.7])
+    depth = np.array([0, 1, 2, 63, 64, 65, 150, 1000, 5000])
+    w, b, L = np.meshgrid(sigma_w, sigma_b, depth, indexing="ij")
+    got = theory.log10_backward_gain(activation, w, b, L)
+    offset = 0.0 if activation == "linear" else 0.5 * math.log10(0.5)
+    expected = L * (np.log10(w) + offset)
+    assert np.all(np.abs(got - expected) <= 1e-14 * np.abs(expected) + 1e-15 * L), np.abs(got - expected).max()
+    if activation == "linear":  # exactly L log10 sigma_w at sigma_w = 1 and at depth 0
+        assert np.all(got[w == 1.0] == 0.0) and np.all(got[L == 0] == 0.0)
+    # predict's column is this function.
+    out = theory.predict(activation, w.reshape(-1), b.reshape(-1), L.reshape(-1))
+    np.testing.assert_array_equal(out["theory_log10_backward_gain"], got.reshape(-1))
+
+
+@pytest.mark.parametrize("activation", ["linear", "relu", "tanh", "gelu"])
+def test_backward_gain_limits_are_never_nan(activation):
+    # q^l runs to 0 (no bias, ordered) or +inf (gelu, linear, relu, chaotic), or sits at
+    # sigma_w = 0 (chi = 0: -inf for every L >= 1, 0 at L = 0).
+    sigma_w = np.array([0.0, 0.5, 1.0, math.sqrt(2), 2.0, 4.0, 10.0])
+    sigma_b = np.array([0.0, 0.3])
+    depth = np.array([0, 1, 64, 65, 2000])
+    w, b, L = np.meshgrid(sigma_w, sigma_b, depth, indexing="ij")
+    got = theory.log10_backward_gain(activation, w, b, L)
+    assert not np.any(np.isnan(got))
+    np.testing.assert_array_equal(got[L == 0], 0.0)
+    np.testing.assert_array_equal(got[(w == 0) & (L > 0)], -np.inf)
+    assert np.all(np.isfinite(got[w > 0]))
+
+
+def test_backward_gain_matches_simpson_trajectory():
+    # Independent: Simpson moments, plain iteration. Each moment agrees to ~1e-14
+    # relative; an error in q^l is carried on with factor chi_q <= 1 here, so it grows at
+    # most linearly, to ~l 1e-14 relative by layer l, and moves 1/2 log10 chi(q^l) by
+    # less than that (|d ln chi / d ln q| <= 1 for tanh). Summed over L = 150 layers:
+    # < 150^2 / 2 * 1e-14 = 1.1e-10, so 3e-10 absolute. Measured <= 9e-14.
+    for sigma_w, sigma_b, depth in [(1.0, 0.0, 150), (1.5, 0.3, 60), (0.8, 0.1, 60)]:
+        got = float(theory.log10_backward_gain("tanh", sigma_w, sigma_b, depth))
+        assert got == pytest.approx(simpson_backward_gain(sigma_w, sigma_b, depth), abs=3e-10)
+
+
+def test_backward_gain_converges_to_chi1_rate_far_from_criticality():
+    # Far from criticality q^l -> q* geometrically (rate chi_q < 1), so the gain is
+    # L 1/2 log10 chi1 plus an L-independent transient T. Past the transient each layer
+    # adds 1/2 log10 chi(q^l) with q^l at q* to the solver's 1e-13 in ln q and
+    # |d ln chi / d ln q| < 1, i.e. < 1e-13 / (2 ln10) = 2.2e-14 per layer: over the
+    # 3000 layers from L = 1000 to 4000, T moves by < 7e-11. 1e-9 absolute.
+    sigma_w = np.array([0.8, math.sqrt(1.2), math.sqrt(2.5), 2.0, 3.0])
+    sigma_b = np.array([0.1, math.sqrt(0.05), math.sqrt(0.05), 0.0, 0.5])
+    chi1 = np.asarray(theory.chi1("tanh", sigma_w, sigma_b))
+    assert np.all(np.abs(np.log(chi1)) > 0.1)  # clearly off the critical line
+    depth = np.array([1000, 2000, 4000])
+    gain = theory.log10_backward_gain("tanh", sigma_w[:, None], sigma_b[:, None], depth)
+    transient = gain - depth * 0.5 * np.log10(chi1)[:, None]
+    np.testing.assert_allclose(transient, np.broadcast_to(transient[:, :1], transient.shape), rtol=0, atol=1e-9)
+    # The transient is a few layers' worth (the first layers see q^1 = sigma_w^2 +
+    # sigma_b^2, not q*), so at L = 1000 the gain is L 1/2 log10 chi1 to < 1% (measured
+    # 0.03-0.6%; T = -0.04 to -0.24 decades). Measured drift of T: 1.4e-13.
+    assert np.all(np.abs(transient[:, 0]) < 0.01 * np.abs(1000 * 0.5 * np.log10(chi1)))
+
+
+def test_backward_gain_at_tanh_criticality_without_bias():
+    # sigma_b = 0, sigma_w = 1: chi1 = 1 (q* = 0), so L 1/2 log10 chi1 = 0 at every depth,
+    # but q^l -> 0 only like 1/(2l) and ln chi(q) = -2q + 5q^2 + O(q^3), so the gain is
+    # -1/2 log10 L + O(1) instead: negative and growing in size.
+    assert float(theory.chi1("tanh", 1.0, 0.0)) == 1.0
+    depth = np.array([10, 150, 1000, 4000])
+    gain = theory.log10_backward_gain("tanh", 1.0, 0.0, depth)
+    assert np.all(gain < 0) and np.all(np.diff(gain) < 0)
+    assert gain[1] < -1.0  # -1.16 decades at L = 150: a tenfold vanishing gradient
+    # 1/q^{l+1} = 1/q^l + 2 - (5/3) q^l + ..., so q^l = 1/(2l) + (5/24) ln l / l^2 + C/l^2
+    # and the sum over (L, 4L] of ln chi is -ln 4 + corrections (5/16)(ln L + 1)/L +
+    # (15/16)/L + O(C)/L = 3.4e-3 at L = 1000, i.e. 7.4e-4 decades; allowing 4x for the
+    # unknown O(1/L) constant C: 3e-3 decades. Measured: 2.9e-4.
+    assert gain[3] - gain[2] == pytest.approx(-0.5 * math.log10(4), abs=3e-3)
+
+
+def test_backward_gain_phase_boundary_at_depth_150():
+    # At sigma_b = 0 the tanh critical point is sigma_w = 1, but a 150-layer network's
+    # predicted backward gain crosses 0 at sigma_w = 1.1125 (where the measured phase
+    # boundary sits): the chaotic growth has to make up for the slow collapse of q^l.
+    # Checked on the independent Simpson trajectory, whose gain changes sign between
+    # 1.112 and 1.113 (|gain| ~ 4e-3 there, far above both sides' errors ~1e-13).
+    got = theory.log10_backward_gain("tanh", [1.0, 1.112, 1.113], 0.0, 150)
+    assert got[0] < -1.0 and got[1] < 0 < got[2]
+    assert simpson_backward_gain(1.112, 0.0, 150) < 0 < simpson_backward_gain(1.113, 0.0, 150)
+
+
+def test_backward_gain_rejects_bad_depths_and_traced_inputs():
+    with pytest.raises(ValueError, match="non-negative integers"):
+        theory.log10_backward_gain("tanh", 1.0, 0.0, [3, -1])
+    with pytest.raises(ValueError, match="non-negative integers"):
+        theory.predict("tanh", 1.0, 0.0, 2.5)
+    with pytest.raises(TypeError, match="concrete"):
+        jax.jit(lambda w: theory.predict("tanh", w, 0.0, 10)["theory_chi1"])(jnp.array([1.0]))
 
 
 def test_tanh_chaotic_fixed_point_matches_2d_gauss_hermite():
@@ -421,12 +541,15 @@ def test_quadrature_path_reproduces_closed_form_predictions():
     # The whole pipeline on the generic quadrature/Mehler path vs the closed forms.
     sigma_w = jnp.array([0.5, 1.0, 1.5, 2.5, 1.3])
     sigma_b = jnp.array([0.0, 0.2, 0.3, 0.0, 0.5])
-    depth = jnp.full(5, 50.0)
+    depth = np.array([50, 50, 50, 50, 7])
     for activation in ["erf", "relu"]:
-        closed, generic = (
-            theory._predictions(theory._broadcast_call(theory._all_core, activation, sigma_w, sigma_b, 1.0, closed_form=flag), depth)
-            for flag in (True, False)
-        )
+        closed, generic = {}, {}
+        for flag, out in [(True, closed), (False, generic)]:
+            fixed_point = theory._broadcast_call(theory._all_core, activation, sigma_w, sigma_b, 1.0, closed_form=flag)
+            out.update(theory._predictions(fixed_point))
+            out["gain"] = theory.log10_backward_gain(
+                activation, sigma_w, sigma_b, depth, q_star=fixed_point["q_star"], closed_form=flag
+            )
         for key in closed:
             np.testing.assert_allclose(generic[key], closed[key], rtol=1e-9, atol=1e-12, err_msg=f"{activation} {key}")
 
