@@ -58,7 +58,7 @@ METRIC_LABELS = {
     "log10_jac_sv_min": "smallest Jacobian singular value, log10 [decades]",
     "overflow_layer": "first overflowing layer (plain dtype pass) [layer]",
     "underflow_layer": "first underflowing layer (plain dtype pass) [layer]",
-    "theory_log10_backward_gain": "mean-field backward gain L·½·log10 χ₁ [decades]",
+    "theory_log10_backward_gain": "mean-field backward gain Σ_l ½·log10 χ(q^l) [decades]",
     "theory_q_star": "mean-field q* [pre-activation mean square]",
     "theory_chi1": "mean-field χ₁ [per-layer gradient ratio²]",
     "theory_c_star": "mean-field c* [correlation]",
