@@ -192,6 +192,10 @@ def load(out_dir: str, where: dict | None = None) -> pd.DataFrame:
         return SCHEMA.empty_table().to_pandas()
     filters = [(column, "==", value) for column, value in (where or {}).items()] or None
     table = pa.concat_tables(pq.read_table(p, filters=filters) for p in files)
-    # Integer columns with nulls (overflow_layer, underflow_layer) come back as float64 NaN.
+    # Integer columns with nulls (overflow_layer, underflow_layer) come back as float64 NaN;
+    # so do boolean ones (the train columns of a sweep without [train]), not as objects.
+    for index, field in enumerate(table.schema):
+        if pa.types.is_boolean(field.type) and table.column(index).null_count:
+            table = table.set_column(index, field.name, table.column(index).cast(pa.float64()))
     frame = table.to_pandas()
     return frame.sort_values(["init", "activation", "width", "seed", "sigma_b", "sigma_w", "depth"], kind="stable").reset_index(drop=True)
