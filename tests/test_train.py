@@ -155,6 +155,7 @@ def test_trainability_preset():
     sigma_w2 = np.square(preset.axes["sigma_w"])
     assert sigma_w2.min() == pytest.approx(1.0) and sigma_w2.max() == pytest.approx(4.0)
     assert 80 <= max(preset.axes["depth"]) <= 128
+    assert spec.load("trainability") == preset  # `sweep run trainability`: a preset name for a path
 
 
 AXES = '[axes]\ndepth = [1]\nsigma_w = [1.0]\nwidth = [8]\n'
