@@ -44,7 +44,7 @@ RANGE_KEYS = ("start", "stop", "num", "step", "log")
 FAMILY_AXES = ("width", "init", "activation", "seed", "sigma_w", "sigma_b")
 MAX_SEED = 2**31 - 1
 # The optional [train] table (the trainability probe, sweep.train); absent: no training.
-TRAIN_DEFAULTS = {"steps": 300, "optimizer": "sgd", "learning_rate": 0.05, "batch_size": 64, "task": "digits"}
+TRAIN_DEFAULTS = {"steps": 300, "optimizer": "sgd", "learning_rate": 0.01, "batch_size": 32, "task": "digits"}
 TRAIN_OPTIMIZERS = ("sgd", "momentum", "adam", "rmsprop")
 
 
