@@ -201,9 +201,24 @@ def _info(args) -> int:
     return 0
 
 
+def _use_compilation_cache() -> None:
+    """Keep compiled programs on disk, so a rerun or a resume of the same sweep skips
+    compiling (which dominates small sweeps). SWEEP_CACHE_DIR="" turns it off."""
+    import os
+
+    import jax
+
+    path = os.environ.get("SWEEP_CACHE_DIR", os.path.join(os.path.expanduser("~"), ".cache", "sweep", "jax"))
+    if path:
+        jax.config.update("jax_compilation_cache_dir", path)
+        jax.config.update("jax_persistent_cache_min_compile_time_secs", 1.0)
+
+
 def main(argv=None) -> int:
     try:
         args = build_parser().parse_args(argv)
+        if args.command in ("run", "bench"):
+            _use_compilation_cache()
         return {"run": _run, "info": _info, "theory": _theory, "bench": _bench, "plot": _plot}[args.command](args)
     except (spec_module.SpecError, store.StoreError, ValueError) as err:
         print(f"sweep: error: {err}", file=sys.stderr)

@@ -19,7 +19,7 @@ import numpy as np
 import pyarrow as pa
 from jax.sharding import NamedSharding, PartitionSpec as P
 
-from . import network, spec as spec_module, store, theory
+from . import network, spec as spec_module, store, theory, train
 
 TRACE_COUNT = {"families": 0}
 
@@ -36,6 +36,7 @@ class Chunk:
     sigma_w: np.ndarray  # (F,) padded
     sigma_b: np.ndarray  # (F,) padded
     n_valid: int
+    train: spec_module.TrainSettings | None = None  # spec.train: the trainability probe
 
 
 def family_bytes(bucket: network.Bucket) -> int:
@@ -46,7 +47,7 @@ def family_bytes(bucket: network.Bucket) -> int:
     stored = (layers + 1) * batch * (3 * width * item + 2 * 8)  # a_hat, dphi, cotangents, log-scales
     backward = streams * batch * width * (2 * item + 2 * 8)  # stream carry and its temporaries
     outputs = 3 * streams * layers * 8  # per-layer gradient norms, with their copies
-    jacobian = (8 + 2 * (streams + 1)) * width * width * 8  # J, J^-1, temporaries, and each measured depth's
+    jacobian = (8 + 4 * (streams + 1)) * width * width * 8  # J, J^-1, temporaries; each measured depth's, twice
     return int(2.5 * stored) + backward + outputs + jacobian
 
 
@@ -71,11 +72,14 @@ def _host_available_bytes() -> int:
         return 4 * 2**30
 
 
-def chunk_families(bucket: network.Bucket, memory_budget: int, chunk_size: int | None) -> int:
+def chunk_families(bucket: network.Bucket, memory_budget: int, chunk_size: int | None, train_settings=None) -> int:
     """Families per chunk: from --chunk-size (in configs) if given, else from the budget."""
     if chunk_size is not None:
         return max(1, chunk_size // len(bucket.depths))
-    return max(1, int(memory_budget // family_bytes(bucket)))
+    per_family = family_bytes(bucket)
+    if train_settings is not None:  # every depth of a family trains, with its optimizer state
+        per_family += len(bucket.depths) * train.train_bytes_per_config(bucket, train_settings)
+    return max(1, int(memory_budget // per_family))
 
 
 def plan(sweep: spec_module.Spec, families, memory_budget: int | None = None, chunk_size: int | None = None):
@@ -88,7 +92,7 @@ def plan(sweep: spec_module.Spec, families, memory_budget: int | None = None, ch
         bucket = network.Bucket(
             int(width), init, activation, sweep.dtype, sweep.batch, sweep.loss, tuple(sweep.axes["depth"])
         )
-        size = min(chunk_families(bucket, memory_budget, chunk_size), len(group))
+        size = min(chunk_families(bucket, memory_budget, chunk_size, sweep.train), len(group))
         size = -(-size // device_count()) * device_count()  # a whole number of families per device
         sigma_w, sigma_b = group["sigma_w"].to_numpy(float), group["sigma_b"].to_numpy(float)
         for start in range(0, len(group), size):
@@ -101,6 +105,7 @@ def plan(sweep: spec_module.Spec, families, memory_budget: int | None = None, ch
                     np.concatenate([sigma_w[start:stop], np.repeat(sigma_w[stop - 1], pad)]),
                     np.concatenate([sigma_b[start:stop], np.repeat(sigma_b[stop - 1], pad)]),
                     stop - start,
+                    sweep.train,
                 )
             )
     return chunks
@@ -157,7 +162,7 @@ def _list_column(values: np.ndarray, lengths: np.ndarray) -> pa.Array:
     return pa.ListArray.from_arrays(pa.array(offsets), pa.array(values[mask], pa.float64()))
 
 
-def to_table(chunk: Chunk, result: dict[str, np.ndarray]) -> pa.Table:
+def to_table(chunk: Chunk, result: dict[str, np.ndarray], root_seed: int = 0) -> pa.Table:
     """One row per (family, measured depth), in the store's schema."""
     bucket = chunk.bucket
     depths = np.asarray(bucket.depths)
@@ -225,6 +230,7 @@ def to_table(chunk: Chunk, result: dict[str, np.ndarray]) -> pa.Table:
         "status": pa.array(status, pa.string()),
     }
     columns.update(theory_columns(bucket, sigma_w, sigma_b, row_depth))
+    columns.update(train.train_columns(chunk, row_depth, family_of_row, chunk.train, root_seed))
     return pa.table(columns, schema=store.SCHEMA)
 
 
@@ -246,7 +252,7 @@ def theory_columns(bucket: network.Bucket, sigma_w, sigma_b, depth) -> dict[str,
 def evaluate(chunks, root_seed: int) -> Iterator[tuple[Chunk, pa.Table]]:
     """Evaluates chunks in order, yielding each chunk's rows as soon as they exist."""
     for chunk in chunks:
-        yield chunk, to_table(chunk, evaluate_chunk(chunk, root_seed))
+        yield chunk, to_table(chunk, evaluate_chunk(chunk, root_seed), root_seed)
 
 
 def n_configs(chunks) -> int:

@@ -337,11 +337,13 @@ def _backward_one(g_hat, log_g, start_hat, start_log, a_prev_hat, log_a_prev, dp
     return g_hat, log_g, log_grad
 
 
-def depth_groups(depths: tuple[int, ...], max_groups: int = 4) -> list[tuple[int, ...]]:
+def depth_groups(depths: tuple[int, ...], max_groups: int = 2) -> list[tuple[int, ...]]:
     """Splits sorted depths into at most max_groups runs minimising Σ len(run) x max(run).
 
     Each run is one reverse scan from its deepest layer, so a shallow depth does not ride
-    along, masked, through all L layers of the deepest one.
+    along, masked, through all L layers of the deepest one. Each run also adds its own
+    code to compile: for depths 1..150 at width 64, 2 runs cost 10% more compile time than
+    1 and save 15% of the run time; 4 runs cost 60% more compile for 6% more.
     """
     n = len(depths)
     groups = min(max_groups, n)

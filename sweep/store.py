@@ -61,6 +61,7 @@ TRAIN_FIELDS = [
     pa.field("train_diverged", pa.bool_()),
     pa.field("train_loss_curve", pa.list_(pa.float64())),
 ]
+SCHEMA = pa.schema([*SCHEMA, *TRAIN_FIELDS])
 MANIFEST = "sweep.json"
 PART_GLOB = "part-*.parquet"
 
