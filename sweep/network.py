@@ -5,10 +5,11 @@ and differs only in depth. Because a layer's weights come from a key of (root se
 seed, width, init, layer), a depth-d network is exactly the first d layers of the
 deepest one. So one forward pass to the deepest depth L yields every depth's forward
 metrics, and the backward passes of all depths run together, one stream per depth,
-through a single reverse scan.
+through a couple of reverse scans (depth_groups).
 
 Everything is in log space: a vector v is carried as (v_hat, log_v) with
-v = exp(log_v) * v_hat and v_hat of unit RMS, so depth 10,000 is as exact as depth 10.
+v = exp(log_v) * v_hat and v_hat of O(1) size (unit RMS in the forward pass; rescaled by
+an exact power of two in the backward pass), so depth 10,000 is as exact as depth 10.
 Log-scales are float64; the network's own arithmetic is in the spec's dtype.
 
 Axes: B probe batch, N width, L layers (the deepest depth), S measured depths.
