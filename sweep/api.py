@@ -64,6 +64,8 @@ def execute(
     out = out or os.path.join("results", sweep.name)
     if chunk_size is not None and chunk_size < 1:
         raise spec_module.SpecError(f"--chunk-size: {chunk_size} must be >= 1")
+    if overwrite and shard[1] > 1:
+        raise spec_module.SpecError("--overwrite with --shard would delete the other shards' results; clear the directory once, then run the shards")
     done = store.open_dir(out, sweep.to_dict(), root_seed, overwrite)
     configs = sweep.configs()
     todo = configs[~configs["config_id"].isin(done)]

@@ -39,6 +39,10 @@ def _shard(text):
     if text == "auto":
         import jax
 
+        try:
+            jax.distributed.initialize()  # finds the cluster (SLURM, TPU pods, ...) from the environment
+        except Exception as err:  # noqa: BLE001  any failure is one line for the user
+            raise argparse.ArgumentTypeError(f"auto needs a jax.distributed cluster: {err}".splitlines()[0]) from None
         return jax.process_index(), jax.process_count()
     try:
         index, count = (int(part) for part in text.split("/"))
@@ -52,11 +56,12 @@ def _shard(text):
 def _bytes(text):
     units = {"k": 2**10, "m": 2**20, "g": 2**30}
     try:
-        if text[-1].lower() in units:
-            return int(float(text[:-1]) * units[text[-1].lower()])
-        return int(text)
-    except (ValueError, IndexError):
+        value = int(float(text[:-1]) * units[text[-1].lower()]) if text[-1].lower() in units else int(text)
+    except (ValueError, IndexError, OverflowError):
         raise argparse.ArgumentTypeError(f"{text!r} is not a size such as 2G or 512M") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} must be a positive size such as 2G")
+    return value
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -222,6 +227,9 @@ def main(argv=None) -> int:
         return {"run": _run, "info": _info, "theory": _theory, "bench": _bench, "plot": _plot}[args.command](args)
     except (spec_module.SpecError, store.StoreError, ValueError) as err:
         print(f"sweep: error: {err}", file=sys.stderr)
+        return 2
+    except OSError as err:  # an --out under a file, a full disk, no permission
+        print(f"sweep: error: {err.filename or ''}: {err.strerror or err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("sweep: interrupted; finished chunks are saved, rerun the same command to resume", file=sys.stderr)

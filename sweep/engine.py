@@ -181,7 +181,7 @@ def to_table(chunk: Chunk, result: dict[str, np.ndarray], root_seed: int = 0) ->
         return np.where((first > 0) & (first <= row_depth), first, 0)
 
     overflow = first_within_depth(result["overflow"])
-    dead = first_within_depth(result["dead"])
+    dead = np.isneginf(act[np.arange(len(row_depth)), row_depth])  # every output activation exactly 0
     underflow = first_within_depth(result["underflow"] & ~result["dead"])
     within = np.arange(act.shape[1])[None, :] <= row_depth[:, None]
     finite_or_dead = lambda x: ~np.isnan(x)  # noqa: E731  -inf is a real answer (a dead net)
@@ -192,7 +192,7 @@ def to_table(chunk: Chunk, result: dict[str, np.ndarray], root_seed: int = 0) ->
         & np.all(finite_or_dead(jac), axis=1)
     )
     status = np.select(
-        [nonfinite, dead > 0, overflow > 0, underflow > 0],
+        [nonfinite, dead, overflow > 0, underflow > 0],
         ["nonfinite", "dead", "overflow", "underflow"],
         "ok",
     )

@@ -155,12 +155,17 @@ def scaled_activation(activation: activations.Activation, h, log_h, compute_dtyp
         clipped = jnp.clip(log_h, -clip, clip)
         # Outside the clip range phi is linear near 0 (keeps the scale if phi(0) = 0) or at
         # its asymptote far out (keeps the scale if phi grows), to float32 rounding.
-        big = (log_h > clip) & activation.grows
+        # A side that saturates (elu/selu to -alpha below) keeps no scale: its entries are
+        # divided by the excess, and a row with nothing on the growing side keeps none.
+        big = (log_h > clip) & activation.grows & jnp.any(h > 0, axis=-1)
         small = (log_h < -clip) & activation.zero_at_origin
         excess = jnp.where(big | small, log_h - clipped, 0.0)
         x = jnp.exp(jnp.where(jnp.isfinite(clipped), clipped, -clip)).astype(compute_dtype)[:, None] * h
     x = x.astype(compute_dtype)
     v, dphi = jax.jvp(activation.fn, (x,), (jnp.ones_like(x),))
+    if not activation.homogeneous and activation.grows:
+        saturated_side = big[:, None] & (h <= 0)
+        v = jnp.where(saturated_side, v * jnp.exp(-excess).astype(compute_dtype)[:, None], v)
     return v, excess, dphi
 
 
@@ -189,7 +194,9 @@ def _forward_one(a_hat, log_a, raw, sigma_w, sigma_b, w_hat, b_hat, bucket: Buck
 
 def _unit_matrices(m, log_m):
     """Rescales each matrix of m (F, N, N) to unit Frobenius norm; log_m (F,) takes the scale."""
-    norm = jnp.sqrt(jnp.sum(m**2, axis=(-2, -1)))
+    peak = jnp.max(jnp.abs(m), axis=(-2, -1))
+    safe_peak = jnp.where(peak > 0, peak, 1.0)
+    norm = peak * jnp.sqrt(jnp.sum((m / safe_peak[:, None, None]) ** 2, axis=(-2, -1)))  # no square overflows
     ok = norm > 0
     return m / jnp.where(ok, norm, 1.0)[:, None, None], log_m + jnp.log(norm)
 
@@ -297,7 +304,8 @@ def rescale_pow2(v, log_v):
     peak = jnp.max(jnp.abs(v), axis=-1)
     _, exponent = jnp.frexp(peak)
     exponent = jnp.where((peak > 0) & jnp.isfinite(peak), exponent, 0)
-    return jnp.ldexp(v, -exponent[..., None]).astype(v.dtype), log_v + exponent * math.log(2.0)
+    # A row of zeros is exactly zero: -inf, so it never sets a shared scale.
+    return jnp.ldexp(v, -exponent[..., None]).astype(v.dtype), jnp.where(peak > 0, log_v + exponent * math.log(2.0), -jnp.inf)
 
 
 def _log_rms(v, log_v):
@@ -314,8 +322,7 @@ def _backward_one(g_hat, log_g, start_hat, start_log, a_prev_hat, log_a_prev, dp
     log_g = jnp.where(starts[:, None], start_log, log_g)
     live = depths >= layer
 
-    delta, log_delta = rescale_pow2(dphi[None] * g_hat, log_g)
-    delta = delta.astype(compute_dtype)
+    delta, log_delta = rescale_pow2(dphi[None].astype(compute_dtype) * g_hat.astype(compute_dtype), log_g)
     # ||Σ_b δ_b a_b^T||_F² = Σ_bc (w_b δ_b)·(w_c δ_c) (a_b·a_c): B x B Gram matrices, never an
     # N x N gradient. Each family's product is rows times its own Gram, (S·N, B) @ (B, B),
     # whose bits do not depend on the chunk.

@@ -43,6 +43,8 @@ RANGE_KEYS = ("start", "stop", "num", "step", "log")
 # Axes that differ between configs of one family; everything else is shared by a family.
 FAMILY_AXES = ("width", "init", "activation", "seed", "sigma_w", "sigma_b")
 MAX_SEED = 2**31 - 1
+MAX_DEPTH, MAX_WIDTH, MAX_AXIS_LENGTH, MAX_CONFIGS = 10**6, 2**16, 10**6, 10**9
+INTEGER_AXES = ("depth", "width", "seed")
 # The optional [train] table (the trainability probe, sweep.train); absent: no training.
 TRAIN_DEFAULTS = {"steps": 300, "optimizer": "sgd", "learning_rate": 0.01, "batch_size": 32, "task": "digits"}
 TRAIN_OPTIMIZERS = ("sgd", "momentum", "adam", "rmsprop")
@@ -135,6 +137,8 @@ def _expand_range(key: str, table: dict) -> list:
         num = table["num"]
         if isinstance(num, bool) or not isinstance(num, int) or num < 1:
             raise SpecError(f"axes.{key}.num: {num!r} must be an integer >= 1")
+        if num > MAX_AXIS_LENGTH:
+            raise SpecError(f"axes.{key}.num: {num} values is more than {MAX_AXIS_LENGTH:,}; split the sweep")
         values = np.geomspace(start, stop, num) if log else np.linspace(start, stop, num)
     else:
         step = table["step"]
@@ -143,15 +147,21 @@ def _expand_range(key: str, table: dict) -> list:
         if log:
             if step <= 1:
                 raise SpecError(f"axes.{key}.step: with log = true the step is a factor and must be > 1, got {step!r}")
-            count = int(math.floor(math.log(stop / start) / math.log(step) + 1e-9)) + 1
-            values = start * step ** np.arange(max(count, 0))
+            ratio = math.log(stop) - math.log(start)
+            count = _range_count(key, ratio / math.log(step))
+            values = start * step ** np.arange(count)
         else:
-            count = int(math.floor((stop - start) / step + 1e-9)) + 1
-            values = start + step * np.arange(max(count, 0))
-    integral = all(isinstance(table[k], int) for k in ("start", "stop", "step") if k in table)
-    if integral and not log:
-        return [int(round(v)) for v in values]
+            count = _range_count(key, (stop - start) / step)
+            values = start + step * np.arange(count)
+    if key in INTEGER_AXES and not log:
+        return [int(round(v)) if abs(v - round(v)) < 1e-9 else float(v) for v in values]
     return [float(v) for v in values]
+
+
+def _range_count(key: str, steps: float) -> int:
+    if not math.isfinite(steps) or steps + 1 > MAX_AXIS_LENGTH:
+        raise SpecError(f"axes.{key}: the range has more than {MAX_AXIS_LENGTH:,} values; use a larger step")
+    return max(int(math.floor(steps + 1e-9)) + 1, 0)
 
 
 def _axis_values(key: str, raw: Any) -> list:
@@ -182,18 +192,18 @@ def _check_sigma(key: str, value: Any) -> float:
         raise SpecError(f"axes.{key}: {value!r} is not a number; give a finite number >= 0")
     if not math.isfinite(value) or value < 0:
         raise SpecError(f"axes.{key}: {value!r} must be finite and >= 0")
-    return _canonical_float(float(value))
+    return _canonical_float(float(value)) + 0.0  # -0.0 is 0.0, one config id
 
 
 def _check_name(key: str, value: Any, accepted) -> str:
-    if value not in accepted:
+    if not isinstance(value, str) or value not in accepted:
         raise SpecError(f"axes.{key}: unknown {key} {value!r}; accepted: {', '.join(accepted)}")
     return value
 
 
 def _validate_axis(key: str, values: list) -> tuple:
     if key in ("depth", "width"):
-        checked = [_check_int(key, v, 1) for v in values]
+        checked = [_check_int(key, v, 1, MAX_DEPTH if key == "depth" else MAX_WIDTH) for v in values]
     elif key == "seed":
         checked = [_check_int(key, v, 0, MAX_SEED, "an integer seed") for v in values]
     elif key in ("sigma_w", "sigma_b"):
@@ -230,6 +240,10 @@ def from_dict(raw: dict[str, Any], default_name: str = "sweep") -> Spec:
         values = _axis_values(key, axes_raw[key]) if key in axes_raw else AXIS_DEFAULTS[key]
         axes[key] = _validate_axis(key, values)
 
+    n_configs = math.prod(len(v) for v in axes.values())
+    if n_configs > MAX_CONFIGS:
+        raise SpecError(f"axes: {n_configs:,} configs is more than {MAX_CONFIGS:,}; split the sweep with --shard or smaller axes")
+
     settings = raw.get("settings", {})
     if not isinstance(settings, dict):
         raise SpecError("settings: must be a table")
@@ -240,9 +254,9 @@ def from_dict(raw: dict[str, Any], default_name: str = "sweep") -> Spec:
     batch = settings["batch"]
     if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
         raise SpecError(f"settings.batch: {batch!r} must be an integer >= 1")
-    if settings["dtype"] not in DTYPES:
+    if not isinstance(settings["dtype"], str) or settings["dtype"] not in DTYPES:
         raise SpecError(f"settings.dtype: unknown dtype {settings['dtype']!r}; accepted: {', '.join(DTYPES)}")
-    if settings["loss"] not in LOSSES:
+    if not isinstance(settings["loss"], str) or settings["loss"] not in LOSSES:
         raise SpecError(f"settings.loss: unknown loss {settings['loss']!r}; accepted: {', '.join(LOSSES)}")
     train = _train_settings(raw["train"]) if "train" in raw else None
     return Spec(name=name, axes=axes, batch=batch, dtype=settings["dtype"], loss=settings["loss"], train=train)
@@ -272,9 +286,9 @@ def _train_settings(raw: Any) -> TrainSettings:
     if unknown:
         raise SpecError(f"unknown train key {sorted(unknown)[0]!r}; accepted: {', '.join(TRAIN_DEFAULTS)}")
     train = {**TRAIN_DEFAULTS, **raw}
-    if train["optimizer"] not in TRAIN_OPTIMIZERS:
+    if not isinstance(train["optimizer"], str) or train["optimizer"] not in TRAIN_OPTIMIZERS:
         raise SpecError(f"train.optimizer: unknown optimizer {train['optimizer']!r}; accepted: {', '.join(TRAIN_OPTIMIZERS)}")
-    if train["task"] not in tasks.TASKS:
+    if not isinstance(train["task"], str) or train["task"] not in tasks.TASKS:
         raise SpecError(f"train.task: unknown task {train['task']!r}; accepted: {', '.join(tasks.TASKS)}")
     return TrainSettings(
         steps=_positive_integer("steps", train["steps"]),

@@ -14,6 +14,7 @@ import glob
 import json
 import os
 import platform
+import time
 import uuid
 from importlib import metadata
 
@@ -63,6 +64,7 @@ TRAIN_FIELDS = [
 ]
 SCHEMA = pa.schema([*SCHEMA, *TRAIN_FIELDS])
 MANIFEST = "sweep.json"
+STALE_TEMP_SECONDS = 3600
 PART_GLOB = "part-*.parquet"
 
 
@@ -106,6 +108,19 @@ def manifest(spec_dict: dict, root_seed: int) -> dict:
     return {"spec": spec_dict, "root_seed": root_seed}
 
 
+def _grid(record: dict):
+    """What decides a sweep's rows: the axes (as sets; order and name do not matter), the
+    settings, [train] and the root seed."""
+    spec = record.get("spec") if isinstance(record.get("spec"), dict) else {}
+    axes = spec.get("axes") if isinstance(spec.get("axes"), dict) else {}
+    return (
+        {key: sorted(map(repr, values)) for key, values in axes.items()},
+        spec.get("settings"),
+        spec.get("train"),
+        record.get("root_seed"),
+    )
+
+
 def open_dir(out_dir: str, spec_dict: dict, root_seed: int, overwrite: bool) -> set[str]:
     """Prepares out_dir for a run and returns the config ids already done there.
 
@@ -119,7 +134,7 @@ def open_dir(out_dir: str, spec_dict: dict, root_seed: int, overwrite: bool) -> 
                 found = json.load(f)
         except (OSError, json.JSONDecodeError):
             found = None
-        same = found is not None and {k: found.get(k) for k in wanted} == wanted
+        same = isinstance(found, dict) and _grid(found) == _grid(wanted)
         if not same and not overwrite:
             raise StoreError(
                 f"{out_dir} holds a different sweep (spec or --seed differ); "
@@ -131,8 +146,10 @@ def open_dir(out_dir: str, spec_dict: dict, root_seed: int, overwrite: bool) -> 
     elif os.path.isdir(out_dir) and glob.glob(os.path.join(out_dir, PART_GLOB)) and not overwrite:
         raise StoreError(f"{out_dir} holds Parquet parts but no {MANIFEST}; use another --out, or --overwrite")
     os.makedirs(out_dir, exist_ok=True)
+    # Temp files left by a crash; young ones may be another shard's part being written.
     for stale in glob.glob(os.path.join(out_dir, "*.tmp")):
-        os.remove(stale)
+        if time.time() - os.path.getmtime(stale) > STALE_TEMP_SECONDS:
+            os.remove(stale)
     if overwrite:
         for part in glob.glob(os.path.join(out_dir, PART_GLOB)):
             os.remove(part)
@@ -151,9 +168,12 @@ def read_manifest(out_dir: str) -> dict:
     path = os.path.join(out_dir, MANIFEST)
     try:
         with open(path) as f:
-            return json.load(f)
-    except FileNotFoundError:
-        raise StoreError(f"{out_dir} is not a sweep results directory (no {MANIFEST}); give the --out of a run") from None
+            record = json.load(f)
+    except (OSError, json.JSONDecodeError):
+        record = None
+    if not isinstance(record, dict) or not isinstance(record.get("spec"), dict) or "root_seed" not in record:
+        raise StoreError(f"{out_dir} is not a sweep results directory (no readable {MANIFEST}); give the --out of a run")
+    return record
 
 
 def parts(out_dir: str) -> list[str]:
@@ -177,8 +197,16 @@ def write_part(out_dir: str, table: pa.Table, record: dict) -> str:
     """Writes one chunk's rows atomically, with the run's record in the file metadata."""
     table = table.replace_schema_metadata({b"sweep": json.dumps(record, sort_keys=True).encode()})
     path = os.path.join(out_dir, f"part-{uuid.uuid4().hex[:16]}.parquet")
-    _write_atomic(path, lambda tmp: pq.write_table(table, tmp))
+    _write_atomic(path, lambda tmp: _write_synced(table, tmp))
     return path
+
+
+def _write_synced(table: pa.Table, path: str) -> None:
+    # On disk before the rename, so a power cut cannot leave a truncated part behind.
+    with open(path, "wb") as f:
+        pq.write_table(table, f)
+        f.flush()
+        os.fsync(f.fileno())
 
 
 def load(out_dir: str, where: dict | None = None) -> pd.DataFrame:

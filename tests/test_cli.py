@@ -36,6 +36,10 @@ BAD_SPECS = {
     "string-seed": ('[axes]\ndepth = [1]\nsigma_w = [1.0]\nwidth = [2]\nseed = ["a"]\n', "seed"),
     "missing-axis": ("[axes]\ndepth = [1]\nwidth = [2]\n", "sigma_w"),
     "bad-range-key": ("[axes]\ndepth = {start = 1, stop = 3, stride = 1}\nsigma_w = [1.0]\nwidth = [2]\n", "stride"),
+    "nested-init": ('[axes]\ndepth = [1]\nsigma_w = [1.0]\nwidth = [2]\ninit = [["gaussian"]]\n', "init"),
+    "huge-range": ("[axes]\ndepth = [1]\nsigma_w = {start = 0, stop = 1e308, step = 1e-300}\nwidth = [2]\n", "sigma_w"),
+    "huge-depth": ("[axes]\ndepth = [1000000000000]\nsigma_w = [1.0]\nwidth = [2]\n", "depth"),
+    "dtype-not-string": ("[axes]\ndepth = [1]\nsigma_w = [1.0]\nwidth = [2]\n[settings]\ndtype = 3\n", "dtype"),
 }
 
 
@@ -58,6 +62,9 @@ BAD_FLAGS = {
     "seed-not-int": (["--seed", "x"], "seed"),
     "budget-not-size": (["--memory-budget", "lots"], "memory-budget"),
     "unknown-flag": (["--colour"], "colour"),
+    "budget-infinite": (["--memory-budget", "infG"], "memory-budget"),
+    "budget-zero": (["--memory-budget", "0"], "memory-budget"),
+    "overwrite-with-shards": (["--overwrite", "--shard", "0/2"], "--shard"),
 }
 
 
@@ -127,4 +134,24 @@ def test_console_script_has_no_traceback(tmp_path):
         capture_output=True, text=True, env={**os.environ, "PYTHONWARNINGS": "ignore"},
     )
     assert result.returncode == 2
-    assert result.stderr.strip().splitlines() == ["sweep: error: axes.depth: 0 must be >= 1"]
+    assert result.stderr.strip().splitlines() == ["sweep: error: axes.depth: 0 must be in [1, 1000000]"]
+
+
+def test_info_and_out_paths_that_are_not_directories(tmp_path, capsys):
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    assert cli.main(["info", str(afile)]) == 2
+    (tmp_path / "bad").mkdir()
+    (tmp_path / "bad" / "sweep.json").write_text("[1]")
+    assert cli.main(["info", str(tmp_path / "bad")]) == 2
+    spec_path = tmp_path / "spec.toml"
+    spec_path.write_text(GOOD)
+    assert cli.main(["run", str(spec_path), "--out", str(afile / "under"), "--quiet"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 3 and all(line.startswith("sweep: error:") for line in err)
+
+
+def test_spec_values_are_canonical():
+    parsed = spec.from_dict({"axes": {"depth": [1], "sigma_w": {"start": 0, "stop": 2, "num": 5}, "sigma_b": [-0.0], "width": [2]}})
+    assert parsed.axes["sigma_w"] == (0.0, 0.5, 1.0, 1.5, 2.0)  # a float axis is never rounded to integers
+    assert str(parsed.axes["sigma_b"][0]) == "0.0"  # -0.0 and 0.0 are one config

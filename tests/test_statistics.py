@@ -81,3 +81,22 @@ def test_tanh_vanishing_regime_is_exact_far_below_float32(run_sweep):
     growth = np.diff(np.asarray(row["log10_act_norm"]))[-1000:]
     np.testing.assert_allclose(growth, math.log10(0.5), atol=8 * EPS32)
     assert row["log10_backward_gain"] < -590
+
+
+@pytest.mark.parametrize("activation, slope", [("elu", 1.0), ("selu", 1.0507009873554805)], ids=["elu", "selu"])
+def test_saturating_side_keeps_no_scale_far_past_float32(run_sweep, activation, slope):
+    # elu/selu grow like x above 0 and tend to a constant below: with identity weights and
+    # sigma_w = 2 the positive unit grows by 2 x slope per layer and the other settles at
+    # phi(-inf), negligible beside it, so the net grows by exactly that far past float32.
+    frame = run_sweep({"depth": [400], "sigma_w": [2.0], "width": [2], "init": ["identity"], "activation": [activation]})
+    growth = np.diff(np.asarray(frame.iloc[0]["log10_act_norm"]))[-100:]
+    np.testing.assert_allclose(growth, math.log10(2.0 * slope), atol=8 * EPS32)
+
+
+def test_saturated_sigmoid_gradients_stay_finite(run_sweep):
+    # sigma_w = 2000 saturates most sigmoid units (phi' = 0 in float32); the rows that are
+    # exactly zero must not hide the others: the gradient norm is finite, as is the gain.
+    frame = run_sweep({"depth": [1], "sigma_w": [2000.0], "width": [4], "activation": ["sigmoid"]}, {"dtype": "float64"})
+    row = frame.iloc[0]
+    assert np.isfinite(row["log10_backward_gain"]) and np.isfinite(row["log10_grad_norm"][0])
+    assert np.isfinite(row["log10_jac_sv_max"])

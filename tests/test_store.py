@@ -3,6 +3,7 @@
 import glob
 import math
 import os
+import time
 
 import numpy as np
 import pyarrow as pa
@@ -54,8 +55,12 @@ def test_resume_after_interruption_has_no_gaps_and_no_duplicates(tmp_path, monke
     monkeypatch.undo()
     partial = store.load(out)
     assert 0 < len(partial) < len(full)
-    # A crash mid-write leaves at most a temp file, which must be ignored and cleaned up.
-    open(os.path.join(out, "part-deadbeef.parquet.1234.tmp"), "wb").write(b"half a file")
+    # A crash mid-write leaves at most a temp file, which must be ignored and, once old,
+    # cleaned up; a young one may be another shard's part in flight and is left alone.
+    stale, young = os.path.join(out, "part-deadbeef.parquet.1234.tmp"), os.path.join(out, "part-young.parquet.5.tmp")
+    for path in (stale, young):
+        open(path, "wb").write(b"half a file")
+    os.utime(stale, (time.time() - 2 * store.STALE_TEMP_SECONDS,) * 2)
 
     computed = []
     real_evaluate = engine.evaluate_chunk
@@ -64,7 +69,7 @@ def test_resume_after_interruption_has_no_gaps_and_no_duplicates(tmp_path, monke
     assert len(resumed) == len(full) and resumed["config_id"].is_unique
     assert set(resumed["config_id"]) == set(full["config_id"])
     assert sum(c.n_valid * len(c.bucket.depths) for c in computed) == len(full) - len(partial)
-    assert not glob.glob(os.path.join(out, "*.tmp"))
+    assert glob.glob(os.path.join(out, "*.tmp")) == [young]
     a, b = full.set_index("config_id").sort_index(), resumed.set_index("config_id").sort_index()
     np.testing.assert_array_equal(a["log10_backward_gain"], b["log10_backward_gain"])
 
@@ -105,3 +110,10 @@ def test_shards_partition_the_sweep(tmp_path):
     for i in range(3):
         together = api.run(SPEC, str(tmp_path / "shared"), shard=(i, 3))
     assert len(together) == len(set().union(*ids))
+
+
+def test_the_same_grid_reordered_or_renamed_resumes(tmp_path):
+    out = str(tmp_path)
+    api.run(SPEC, out)
+    reordered = {"name": "renamed", "axes": {**AXES, "activation": ["relu", "tanh"], "sigma_w": [1.4, 0.9, 1.1]}}
+    assert len(api.run(reordered, out)) == len(api.run(SPEC, out))
