@@ -20,31 +20,18 @@ def _as_spec(sweep) -> spec_module.Spec:
     raise spec_module.SpecError(f"a sweep is a Spec, a dict or a TOML path, not {type(sweep).__name__}")
 
 
-def run(
-    sweep,
-    out: str | None = None,
-    *,
-    root_seed: int = 0,
-    chunk_size: int | None = None,
-    memory_budget: int | None = None,
-    overwrite: bool = False,
-    progress: bool = False,
-    shard: tuple[int, int] = (0, 1),
-) -> pd.DataFrame:
+def run(sweep, out: str | None = None, **options) -> pd.DataFrame:
     """Runs a sweep (a Spec, a dict or a TOML path) into `out` and returns its rows.
 
     Configs already in `out` are skipped, so an interrupted run resumes where it stopped.
-    `out` defaults to results/<name>. shard = (i, n) runs only the i-th of n disjoint,
-    stable slices of the families, so n hosts can share one sweep with no scheduler.
+    `out` defaults to results/<name>. The keyword options are execute's.
 
     >>> df = run({"name": "tiny", "axes": {"depth": [1, 2], "sigma_w": [1.5], "width": [2],
     ...          "init": ["identity"]}}, out="/tmp/sweep-doctest", overwrite=True)
     >>> round(float(df.log10_forward_gain.iloc[-1]), 6)
     0.352183
     """
-    out = execute(sweep, out, root_seed=root_seed, chunk_size=chunk_size, memory_budget=memory_budget,
-                  overwrite=overwrite, progress=progress, shard=shard)
-    return store.load(out)
+    return store.load(execute(sweep, out, **options))
 
 
 def execute(
@@ -59,7 +46,17 @@ def execute(
     shard: tuple[int, int] = (0, 1),
 ) -> str:
     """run() without loading the results back: streams chunk by chunk to `out` with bounded
-    memory however large the sweep, and returns `out`."""
+    memory however large the sweep, and returns `out`.
+
+    Args:
+      root_seed: the root of every PRNG key (the CLI's --seed).
+      chunk_size: configs per compiled batch; default from memory_budget.
+      memory_budget: bytes a chunk may use; default a quarter of free device memory.
+      overwrite: replace a different sweep found in `out`.
+      progress: show a progress bar and a summary line.
+      shard: (i, n) runs only the i-th of n disjoint, stable slices of the families, so n
+        hosts can share one sweep with no scheduler.
+    """
     sweep = _as_spec(sweep)
     out = out or os.path.join("results", sweep.name)
     if chunk_size is not None and chunk_size < 1:
