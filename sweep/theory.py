@@ -551,7 +551,6 @@ def _broadcast_call(core, activation, *args, closed_form=True, block=_CHUNK):
     """
     arrays = jnp.broadcast_arrays(*[jnp.asarray(a, jnp.float64) for a in args])
     shape = arrays[0].shape
-    size = math.prod(shape)
     if any(isinstance(a, jax.core.Tracer) for a in arrays):
         one = functools.partial(core, activation, closed_form)
         out = jax.lax.map(lambda xs: one(*xs), [a.reshape(-1) for a in arrays], batch_size=block)

@@ -20,3 +20,28 @@ def run_sweep(tmp_path):
         return api.run(raw, str(out), **kwargs)
 
     return run
+
+
+TINY = {
+    "name": "tiny",
+    "axes": {
+        "depth": [1, 3, 6],
+        "sigma_w": [0.6, 1.0, 1.2, 1.3, 1.4, 1.5, 1.7],
+        "width": [8],
+        "activation": ["relu", "tanh"],
+        "seed": [0, 1],
+    },
+}
+
+
+@pytest.fixture(scope="session")
+def tiny_spec():
+    """A small sweep shared by the API and plot tests."""
+    return TINY
+
+
+@pytest.fixture(scope="session")
+def tiny(tmp_path_factory, tiny_spec):
+    """(out, frame) of tiny_spec, run once per test session."""
+    out = str(tmp_path_factory.mktemp("tiny"))
+    return out, api.run(tiny_spec, out)

@@ -10,17 +10,6 @@ import pytest
 import sweep
 from sweep import layers, spec as spec_module, store
 
-# The same tiny sweep as tests/test_plot.py, so one pytest process compiles it once.
-TINY = {
-    "name": "tiny",
-    "axes": {
-        "depth": [1, 3, 6],
-        "sigma_w": [0.6, 1.0, 1.2, 1.3, 1.4, 1.5, 1.7],
-        "width": [8],
-        "activation": ["relu", "tanh"],
-        "seed": [0, 1],
-    },
-}
 N_CONFIGS = 3 * 7 * 2 * 2
 INT_COLUMNS = ("depth", "width", "seed")
 FLOAT_COLUMNS = (
@@ -30,12 +19,6 @@ FLOAT_COLUMNS = (
 )
 
 
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
-    out = str(tmp_path_factory.mktemp("tiny"))
-    return out, sweep.run(TINY, out=out)
-
-
 def test_run_from_a_dict_returns_what_load_reads(tiny):
     out, frame = tiny
     assert len(frame) == N_CONFIGS and frame["config_id"].is_unique
@@ -43,9 +26,9 @@ def test_run_from_a_dict_returns_what_load_reads(tiny):
     pd.testing.assert_frame_equal(frame, sweep.load(out))
 
 
-def test_run_from_a_spec_object_resumes_and_returns_the_same_frame(tiny):
+def test_run_from_a_spec_object_resumes_and_returns_the_same_frame(tiny, tiny_spec):
     out, frame = tiny
-    again = sweep.run(spec_module.from_dict(TINY), out=out)  # nothing left to compute
+    again = sweep.run(spec_module.from_dict(tiny_spec), out=out)  # nothing left to compute
     pd.testing.assert_frame_equal(frame, again)
 
 

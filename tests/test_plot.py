@@ -11,24 +11,7 @@ import pytest
 
 from sweep import api, cli, plot
 
-# The same tiny sweep as tests/test_api.py, so one pytest process compiles it once.
-TINY = {
-    "name": "tiny",
-    "axes": {
-        "depth": [1, 3, 6],
-        "sigma_w": [0.6, 1.0, 1.2, 1.3, 1.4, 1.5, 1.7],
-        "width": [8],
-        "activation": ["relu", "tanh"],
-        "seed": [0, 1],
-    },
-}
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
-    out = str(tmp_path_factory.mktemp("tiny"))
-    return out, api.run(TINY, out)
 
 
 def synthetic_rows(seeds=(0, 1, 2)) -> pd.DataFrame:
