@@ -7,6 +7,10 @@ The benchmark sweep is gaussian init, tanh, sigma_b^2 = 0.05, 64 values of sigma
   (network.families with one family and one depth), jitted once per shape with compile
   excluded, timed on a random subsample and extrapolated; the bench checks that it gives
   the engine's numbers;
+- with torch installed (the `bench` extra), a PyTorch eager per-config loop (bench_torch:
+  autograd and torch.linalg in float64, one thread) on the same subsample, warm-up and
+  the copying of the engine's weights into torch excluded; the bench checks it against
+  the engine within a tolerance derived from float32 rounding (bench_torch.tolerances);
 - this machine's float32 GEMM peak, from a large jnp.dot in the same run;
 - the engine's effective FLOP/s, counting 6·B·N²·L per config (what an independent
   evaluation costs), as a fraction of that peak. Above 100% means sharing avoided work.
@@ -85,6 +89,54 @@ def per_config_loop(sweep: spec.Spec, rows, root_seed: int):
     return seconds, gains
 
 
+def torch_loop(sweep: spec.Spec, rows, frame, root_seed: int) -> dict | None:
+    """The PyTorch eager baseline on `rows`, one config at a time, checked against the
+    engine's rows in `frame`; None when torch is not installed.
+
+    One torch thread: multi-threaded BLAS stalls 10-500x now and then on these machines.
+    Timed: bench_torch.metrics only, after one warm-up call; the engine's weights, probes
+    and cotangents are copied into torch outside the timing (which flatters torch).
+    Raises AssertionError when a config differs beyond bench_torch.tolerances.
+    """
+    try:
+        import torch
+
+        from . import bench_torch
+    except ImportError:
+        return None
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    engine_rows = frame.set_index("config_id")
+    seconds, worst, fraction, unchecked = 0.0, 0.0, 0.0, 0
+    try:
+        for i, row in enumerate(rows.itertuples(index=False)):
+            bucket = network.Bucket(row.width, row.init, row.activation, sweep.dtype, sweep.batch, sweep.loss, (row.depth,))
+            data = bench_torch.inputs(bucket, row.seed, root_seed)
+            args = (data, row.sigma_w, row.sigma_b, row.depth, row.activation)
+            if i == 0:
+                bench_torch.metrics(*args)  # warm-up (excluded)
+            start = time.perf_counter()
+            metrics = bench_torch.metrics(*args)
+            seconds += time.perf_counter() - start
+            difference, used, checked = bench_torch.difference(metrics, engine_rows.loc[row.config_id])
+            if not used <= 1:
+                raise AssertionError(
+                    f"PyTorch loop disagrees with the engine on config {row.config_id} by {difference:g} (log10), "
+                    f"{used:.3g} times the float32 tolerance"
+                )
+            worst, fraction, unchecked = max(worst, difference), max(fraction, used), unchecked + (not checked)
+    finally:
+        torch.set_num_threads(threads)
+    return {
+        "torch": torch.__version__,
+        "torch_seconds": seconds,
+        "torch_subsample": len(rows),
+        "torch_max_difference": worst,
+        "torch_tolerance_used": fraction,
+        "torch_unchecked": unchecked,
+    }
+
+
 def run(quick: bool = False, subsample: int | None = None, out_json: str | None = None, root_seed: int = 0) -> dict:
     sweep = benchmark_spec(quick)
     configs = sweep.configs()
@@ -107,6 +159,8 @@ def run(quick: bool = False, subsample: int | None = None, out_json: str | None 
     if not max_difference <= 1e-9:
         raise AssertionError(f"per-config loop disagrees with the engine by {max_difference:g}")
 
+    torch_figures = torch_loop(sweep, picked, frame, root_seed)
+
     n_configs = len(configs)
     width, batch = sweep.axes["width"][0], sweep.batch
     flops = 6 * batch * width**2 * int(configs["depth"].sum())
@@ -125,18 +179,36 @@ def run(quick: bool = False, subsample: int | None = None, out_json: str | None 
         "jax_loop_subsample": len(picked),
         "jax_loop_speedup": loop_per_config * n_configs / engine_seconds,
         "torch_speedup": None,
+        "torch_cfg_per_s": None,
+        "torch_subsample": None,
+        "torch_max_difference": None,
         "gemm_peak_gflops": peak / 1e9,
         "effective_gflops": flops / engine_seconds / 1e9,
         "peak_fraction": flops / engine_seconds / peak,
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         "loop_max_difference": max_difference,
     }
+    if torch_figures:
+        torch_per_config = torch_figures.pop("torch_seconds") / torch_figures["torch_subsample"]
+        figures.update(torch_figures)
+        figures["torch_cfg_per_s"] = 1 / torch_per_config
+        figures["torch_speedup"] = torch_per_config * n_configs / engine_seconds
     if out_json:
         os.makedirs(os.path.dirname(out_json) or ".", exist_ok=True)
         with open(out_json, "w") as f:
             json.dump(figures, f, indent=2)
             f.write("\n")
     return figures
+
+
+def _torch_rows(figures: dict) -> list[tuple[str, str]]:
+    if figures["torch_speedup"] is None:
+        return [("PyTorch eager loop", "not run (pip install torch)")]
+    f = figures
+    rate = f"{f['torch_cfg_per_s']:.1f} configs/s (on {f['torch_subsample']}; float64, 1 thread, weight copy excluded)"
+    agreement = f"max |diff| {f['torch_max_difference']:.1e} (log10), {100 * f['torch_tolerance_used']:.0f}% of the"
+    agreement += f" float32 tolerance; {f['torch_unchecked']} not checkable (float32 fixes no digit)"
+    return [("PyTorch eager loop", rate), ("engine / PyTorch loop", f"{f['torch_speedup']:.1f}x"), ("  agreement", agreement)]
 
 
 def format_report(figures: dict) -> str:
@@ -147,7 +219,7 @@ def format_report(figures: dict) -> str:
         ("  of which compiling", f"{figures['compile_seconds']:.1f} s"),
         ("per-config JAX loop", f"{figures['jax_loop_cfg_per_s']:.1f} configs/s (on {figures['jax_loop_subsample']})"),
         ("engine / JAX loop", f"{figures['jax_loop_speedup']:.1f}x"),
-        ("PyTorch eager loop", "not run"),
+        *_torch_rows(figures),
         ("GEMM peak (float32)", f"{figures['gemm_peak_gflops']:.1f} GFLOP/s"),
         ("engine effective", f"{figures['effective_gflops']:.1f} GFLOP/s = {100 * figures['peak_fraction']:.1f}% of peak"),
         ("peak RSS", f"{figures['peak_rss_mb']:.0f} MB"),

@@ -1,7 +1,10 @@
 """The benchmark's quick mode: it runs, its per-config loop agrees with the engine, and it
-ends with the machine-readable line."""
+ends with the machine-readable line; the optional PyTorch baseline agrees with the engine."""
 
+import math
 import re
+
+import pytest
 
 from sweep import cli
 
@@ -16,3 +19,25 @@ def test_quick_bench_runs_and_checks_the_loop(capsys, tmp_path):
     )
     assert re.fullmatch(pattern, last), last
     assert '"loop_max_difference"' in out.read_text()
+
+
+def test_torch_baseline_gives_the_engines_numbers(request):
+    """bench_torch (float64 autograd and torch.linalg) against the engine's float32 rows of the
+    tiny sweep (tanh and relu, depths 1, 3, 6), within the tolerance derived from float32
+    rounding; a 0.1% change of sigma_w is caught."""
+    pytest.importorskip("torch")
+    from sweep import bench_torch, network
+
+    _, frame = request.getfixturevalue("tiny")  # after the skip: no sweep without torch
+    rows = frame[(frame["seed"] == 1) & frame["sigma_w"].isin([0.6, 1.5])]
+    singular = 0
+    for row in rows.itertuples(index=False):
+        bucket = network.Bucket(row.width, row.init, row.activation, "float32", 8, "cotangent", (row.depth,))
+        data = bench_torch.inputs(bucket, row.seed, 0)
+        metrics = bench_torch.metrics(data, row.sigma_w, row.sigma_b, row.depth, row.activation)
+        difference, used, checked = bench_torch.difference(metrics, row._asdict())
+        assert checked and used <= 1, (row.activation, row.depth, row.sigma_w, difference, used)
+        singular += metrics["log10_jac_sv_min"] == -math.inf  # a relu unit off at probe 0, as in the engine
+        off = bench_torch.metrics(data, row.sigma_w * 1.001, row.sigma_b, row.depth, row.activation)
+        assert bench_torch.difference(off, row._asdict())[1] > 1
+    assert len(rows) == 12 and singular > 0
