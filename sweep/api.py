@@ -66,8 +66,9 @@ def execute(
     done = store.open_dir(out, sweep.to_dict(), root_seed, overwrite)
     configs = sweep.configs()
     todo = configs[~configs["config_id"].isin(done)]
-    # A family (every depth of one point) is the unit of work; one missing depth redoes it.
-    families = todo.drop_duplicates(list(spec_module.FAMILY_AXES))[list(spec_module.FAMILY_AXES)]
+    # A family (every depth of one point) is the unit of work, one missing depth redoes it;
+    # with independent draws a unit is one config.
+    families = todo.drop_duplicates(list(sweep.unit_axes))[list(sweep.unit_axes)]
     families = families[shard_mask(families, *shard)]
     chunks = engine.plan(sweep, families, memory_budget, chunk_size)
     record = store.manifest(sweep.to_dict(), root_seed) | store.environment()
@@ -77,7 +78,7 @@ def execute(
     for chunk, table in engine.evaluate(chunks, root_seed):
         mask = ~pd.Series(table.column("config_id").to_pylist()).isin(done).to_numpy()
         store.write_part(out, table.filter(mask) if not mask.all() else table, record)
-        bar.update(chunk.n_valid * len(chunk.bucket.depths))
+        bar.update(chunk.n_rows)
     bar.close()
     if progress:
         elapsed = time.perf_counter() - started
@@ -87,10 +88,10 @@ def execute(
 
 
 def shard_mask(families: pd.DataFrame, index: int, count: int):
-    """True for the families in slice `index` of `count`, by a hash of their axis values."""
+    """True for the families (or configs) in slice `index` of `count`, by a hash of their axis values."""
     if not 0 <= index < count:
         raise spec_module.SpecError(f"--shard: {index}/{count} needs 0 <= I < N")
-    keys = [spec_module.config_id({**row, "depth": 0}) for row in families.to_dict("records")]
+    keys = [spec_module.config_id({"depth": 0, **row}) for row in families.to_dict("records")]
     return pd.Series([int(k, 16) % count == index for k in keys], index=families.index, dtype=bool)
 
 
@@ -107,7 +108,8 @@ def load(out: str, layers: bool = False) -> pd.DataFrame:
         out: a results directory written by `run` or `sweep run`.
         layers: False (default) for one row per config (seed included); True for the long
             per-layer table, one row per config and layer 0..L: ``config_id``, the axes
-            (depth, sigma_w, sigma_b, width, init, activation, seed), ``layer``,
+            (depth, sigma_w, sigma_b, width, init, activation, seed), ``learning_rate`` (null
+            unless the sweep trains), ``layer``,
             ``log10_act_norm`` and ``log10_grad_norm`` (NaN at layer 0).
     """
     if layers:

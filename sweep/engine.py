@@ -1,10 +1,16 @@
 """Batching: buckets and chunks of families, one compiled program per bucket, streamed out.
 
 A bucket fixes everything static (width, init, activation, dtype, probe batch, loss and
-the measured depths), so it compiles once. A chunk is up to `chunk_families` families of
+the measured depths). Buckets that differ only in init and activation share one compiled
+program (program_of: the sweep's inits and activations as lax.switch branches, the
+chunk's picked by index at run time), so a sweep compiles about once per width. A chunk is up to `chunk_families` families of
 one bucket that share a seed, and so share every weight matrix; the last chunk of a
 bucket is padded with copies of a real family, and the copies are dropped. Nothing here
 touches files: `evaluate` yields Arrow tables, one per chunk.
+
+With independent draws a family is one config: configs are sorted by depth and split into
+a few depth groups (network.depth_groups), each a bucket of depths (L,) for its deepest,
+and each config runs to L with its own weights and is measured at its own depth.
 """
 
 from __future__ import annotations
@@ -37,6 +43,34 @@ class Chunk:
     sigma_b: np.ndarray  # (F,) padded
     n_valid: int
     train: spec_module.TrainSettings | None = None  # spec.train: the trainability probe
+    depth: np.ndarray | None = None  # (F,) padded: each config's depth, independent draws only
+    program: network.Bucket | None = None  # the compiled program's bucket (program_of); None: bucket
+
+    @property
+    def learning_rates(self) -> tuple:
+        """Each (family, depth) gives one row per learning rate; (None,) without [train]."""
+        return self.train.learning_rate if self.train is not None else (None,)
+
+    @property
+    def n_rows(self) -> int:
+        return self.n_valid * len(self.bucket.depths) * len(self.learning_rates)
+
+
+
+def config_words(chunk: Chunk) -> np.ndarray:
+    """(F, 2) uint32: the 64 bits of each family's config_id, the root of its own keys
+    (network.config_keys) with independent draws; zeros (unused) when draws are shared."""
+    if not chunk.bucket.independent:
+        return np.zeros((len(chunk.sigma_w), 2), np.uint32)
+    b = chunk.bucket
+    ids = [
+        spec_module.config_id({
+            "depth": int(d), "sigma_w": float(sw), "sigma_b": float(sb), "width": b.width,
+            "init": b.init, "activation": b.activation, "seed": chunk.seed,
+        })
+        for d, sw, sb in zip(chunk.depth, chunk.sigma_w, chunk.sigma_b)
+    ]
+    return np.array([[int(i[:8], 16), int(i[8:16], 16)] for i in ids], np.uint32)
 
 
 def family_bytes(bucket: network.Bucket) -> int:
@@ -48,7 +82,8 @@ def family_bytes(bucket: network.Bucket) -> int:
     backward = streams * batch * width * (2 * item + 2 * 8)  # stream carry and its temporaries
     outputs = 3 * streams * layers * 8  # per-layer gradient norms, with their copies
     jacobian = (8 + 4 * (streams + 1)) * width * width * 8  # J, J^-1, temporaries; each measured depth's, twice
-    return int(2.5 * stored) + backward + outputs + jacobian
+    own_weights = 6 * width * width * 8 if bucket.independent else 0  # Ŵ, W^-1 and their float64 copies
+    return int(2.5 * stored) + backward + outputs + jacobian + own_weights
 
 
 def default_memory_budget() -> int:
@@ -77,14 +112,17 @@ def chunk_families(bucket: network.Bucket, memory_budget: int, chunk_size: int |
     if chunk_size is not None:
         return max(1, chunk_size // len(bucket.depths))
     per_family = family_bytes(bucket)
-    if train_settings is not None:  # every depth of a family trains, with its optimizer state
-        per_family += len(bucket.depths) * train.train_bytes_per_config(bucket, train_settings)
+    if train_settings is not None:  # every depth and learning rate of a family trains, with its optimizer state
+        trained = len(bucket.depths) * len(train_settings.learning_rate)
+        per_family += trained * train.train_bytes_per_config(bucket, train_settings)
     return max(1, int(memory_budget // per_family))
 
 
 def plan(sweep: spec_module.Spec, families, memory_budget: int | None = None, chunk_size: int | None = None):
     """Chunks that cover `families` (a table with the FAMILY_AXES columns)."""
     memory_budget = memory_budget or default_memory_budget()
+    if sweep.draws == "independent":
+        return _plan_independent(sweep, families, memory_budget, chunk_size)
     chunks = []
     for (width, init, activation, seed), group in families.groupby(
         ["width", "init", "activation", "seed"], sort=False
@@ -92,6 +130,7 @@ def plan(sweep: spec_module.Spec, families, memory_budget: int | None = None, ch
         bucket = network.Bucket(
             int(width), init, activation, sweep.dtype, sweep.batch, sweep.loss, tuple(sweep.axes["depth"])
         )
+        program = program_of(bucket, sweep.axes["init"], sweep.axes["activation"])
         size = min(chunk_families(bucket, memory_budget, chunk_size, sweep.train), len(group))
         size = -(-size // device_count()) * device_count()  # a whole number of families per device
         sigma_w, sigma_b = group["sigma_w"].to_numpy(float), group["sigma_b"].to_numpy(float)
@@ -106,8 +145,47 @@ def plan(sweep: spec_module.Spec, families, memory_budget: int | None = None, ch
                     np.concatenate([sigma_b[start:stop], np.repeat(sigma_b[stop - 1], pad)]),
                     stop - start,
                     sweep.train,
+                    program=program,
                 )
             )
+    return chunks
+
+
+def program_of(bucket: network.Bucket, inits, activations) -> network.Bucket:
+    """The program that runs `bucket`: one per (width, dtype, batch, loss, depths) with the
+    given inits and activations as run-time choices. Compiling costs seconds per program
+    on a CPU and the switch costs nothing measurable, so this is how a sweep of 3 inits x 3
+    activations compiles 1 program per width rather than 9."""
+    return dataclasses.replace(bucket, init=tuple(inits), activation=tuple(activations))
+
+
+def choice(chunk: Chunk) -> tuple[int, int]:
+    """(init index, activation index) of the chunk's bucket in its program's tuples."""
+    program = chunk.program or chunk.bucket
+    pick = lambda names, name: names.index(name) if isinstance(names, tuple) else 0  # noqa: E731
+    return pick(program.init, chunk.bucket.init), pick(program.activation, chunk.bucket.activation)
+
+
+def _plan_independent(sweep, configs, memory_budget: int, chunk_size: int | None, max_groups: int = 4):
+    """Chunks of configs (rows of `configs`, with depth) for independent draws: a few depth
+    groups per (width, init, activation, seed), each a bucket of depths (its deepest,)."""
+    chunks = []
+    groups = network.depth_groups(tuple(sweep.axes["depth"]), max_groups)
+    for (width, init, activation, seed), group in configs.groupby(["width", "init", "activation", "seed"], sort=False):
+        for depths in groups:
+            members = group[group["depth"].isin(depths)]
+            if members.empty:
+                continue
+            bucket = network.Bucket(
+                int(width), init, activation, sweep.dtype, sweep.batch, sweep.loss, (depths[-1],), "independent"
+            )
+            size = min(chunk_families(bucket, memory_budget, chunk_size), len(members))
+            size = -(-size // device_count()) * device_count()
+            columns = {k: members[k].to_numpy(v) for k, v in (("sigma_w", float), ("sigma_b", float), ("depth", np.int64))}
+            for start in range(0, len(members), size):
+                stop = min(start + size, len(members))
+                padded = {k: np.concatenate([v[start:stop], np.repeat(v[stop - 1], size - (stop - start))]) for k, v in columns.items()}
+                chunks.append(Chunk(bucket, int(seed), padded["sigma_w"], padded["sigma_b"], stop - start, depth=padded["depth"]))
     return chunks
 
 
@@ -118,16 +196,16 @@ def compiled(bucket: network.Bucket, n_devices: int):
     device draws the same shared weights and runs its own families, with no communication.
     """
 
-    def run(sigma_w, sigma_b, seed, root_key):
+    def run(sigma_w, sigma_b, depth, words, seed, root_key, init_index, activation_index):
         TRACE_COUNT["families"] += 1
-        return network.families(sigma_w, sigma_b, seed, root_key, bucket)
+        return network.families(sigma_w, sigma_b, seed, root_key, bucket, depth, words, (init_index, activation_index))
 
     if n_devices == 1:
         return jax.jit(run)
     mesh = family_mesh(n_devices)
     family_axis, replicated = P("families"), P()
     sharded = jax.shard_map(
-        run, mesh=mesh, in_specs=(family_axis, family_axis, replicated, replicated), out_specs=family_axis, check_vma=False
+        run, mesh=mesh, in_specs=(family_axis,) * 4 + (replicated,) * 4, out_specs=family_axis, check_vma=False
     )
     return jax.jit(sharded)
 
@@ -139,14 +217,14 @@ def family_mesh(n_devices: int):
 
 def evaluate_chunk(chunk: Chunk, root_seed: int) -> dict[str, np.ndarray]:
     n_devices = device_count()
-    sigma_w, sigma_b = jnp.asarray(chunk.sigma_w), jnp.asarray(chunk.sigma_b)
-    seed, root_key = jnp.int32(chunk.seed), jax.random.key(root_seed)
+    depth = chunk.depth if chunk.depth is not None else np.zeros(len(chunk.sigma_w), np.int64)  # unused when shared
+    per_family = [jnp.asarray(v) for v in (chunk.sigma_w, chunk.sigma_b, depth, config_words(chunk))]
+    shared = [jnp.int32(chunk.seed), jax.random.key(root_seed), *(jnp.int32(i) for i in choice(chunk))]
     if n_devices > 1:
         mesh = family_mesh(n_devices)
-        by_family, replicated = NamedSharding(mesh, P("families")), NamedSharding(mesh, P())
-        sigma_w, sigma_b = jax.device_put(sigma_w, by_family), jax.device_put(sigma_b, by_family)
-        seed, root_key = jax.device_put(seed, replicated), jax.device_put(root_key, replicated)
-    out = compiled(chunk.bucket, n_devices)(sigma_w, sigma_b, seed, root_key)
+        per_family = [jax.device_put(v, NamedSharding(mesh, P("families"))) for v in per_family]
+        shared = [jax.device_put(v, NamedSharding(mesh, P())) for v in shared]
+    out = compiled(chunk.program or chunk.bucket, n_devices)(*per_family, *shared)
     return {k: np.asarray(v)[: chunk.n_valid] for k, v in out.items()}
 
 
@@ -163,18 +241,24 @@ def _list_column(values: np.ndarray, lengths: np.ndarray) -> pa.Array:
 
 
 def to_table(chunk: Chunk, result: dict[str, np.ndarray], root_seed: int = 0) -> pa.Table:
-    """One row per (family, measured depth), in the store's schema."""
+    """One row per (family, measured depth, learning rate), in the store's schema; the
+    rows of one (family, depth) share their measurements and differ in training."""
     bucket = chunk.bucket
-    depths = np.asarray(bucket.depths)
-    n_families, n_depths = chunk.n_valid, len(depths)
-    row_depth = np.tile(depths, n_families)
-    family_of_row = np.repeat(np.arange(n_families), n_depths)
+    depths, rates = np.asarray(bucket.depths), chunk.learning_rates
+    n_families, n_depths, n_rates = chunk.n_valid, len(depths), len(rates)
+    # Measurements are per (family, depth): computed once, then repeated per learning rate.
+    # With independent draws each family is one config (n_depths = 1) at its own depth.
+    family_depths = chunk.depth[:n_families, None] if bucket.independent else np.broadcast_to(depths, (n_families, n_depths))
+    row_depth = np.repeat(family_depths.reshape(-1), n_rates)
+    family_of_row = np.repeat(np.arange(n_families), n_depths * n_rates)
+    measured_row = np.repeat(np.arange(n_families * n_depths), n_rates)
+    row_rate = np.tile(np.asarray(rates, dtype=float if chunk.train else object), n_families * n_depths)
 
     act = result["log10_act_norm"][family_of_row]  # (R, L+1)
-    grad = result["log10_grad_norm"].reshape(n_families * n_depths, -1)  # (R, L)
-    jac = result["log10_jac_sv"].reshape(n_families * n_depths, 2)  # (R, 2)
+    grad = result["log10_grad_norm"].reshape(n_families * n_depths, -1)[measured_row]  # (R, L)
+    jac = result["log10_jac_sv"].reshape(n_families * n_depths, 2)[measured_row]  # (R, 2)
     gain_fwd = act[np.arange(len(row_depth)), row_depth] - act[:, 0]
-    gain_bwd = result["log10_backward_gain"].reshape(-1)
+    gain_bwd = result["log10_backward_gain"].reshape(-1)[measured_row]
 
     def first_within_depth(flags):
         first = _first_layer(flags)[family_of_row]
@@ -202,10 +286,10 @@ def to_table(chunk: Chunk, result: dict[str, np.ndarray], root_seed: int = 0) ->
         spec_module.config_id(
             {
                 "depth": int(d), "sigma_w": float(sw), "sigma_b": float(sb), "width": bucket.width,
-                "init": bucket.init, "activation": bucket.activation, "seed": chunk.seed,
+                "init": bucket.init, "activation": bucket.activation, "seed": chunk.seed, "learning_rate": rate,
             }
         )
-        for d, sw, sb in zip(row_depth, sigma_w, sigma_b)
+        for d, sw, sb, rate in zip(row_depth, sigma_w, sigma_b, row_rate)
     ]
     n_rows = len(row_depth)
     nullable = lambda x: pa.array(x, pa.int64(), mask=(x == 0))  # noqa: E731
@@ -230,7 +314,7 @@ def to_table(chunk: Chunk, result: dict[str, np.ndarray], root_seed: int = 0) ->
         "status": pa.array(status, pa.string()),
     }
     columns.update(theory_columns(bucket, sigma_w, sigma_b, row_depth))
-    columns.update(train.train_columns(chunk, row_depth, family_of_row, chunk.train, root_seed))
+    columns.update(train.train_columns(chunk, row_depth, family_of_row, row_rate, chunk.train, root_seed))
     return pa.table(columns, schema=store.SCHEMA)
 
 
@@ -256,5 +340,6 @@ def evaluate(chunks, root_seed: int) -> Iterator[tuple[Chunk, pa.Table]]:
 
 
 def n_configs(chunks) -> int:
-    return sum(c.n_valid * len(c.bucket.depths) for c in chunks)
+    """Rows the chunks produce."""
+    return sum(c.n_rows for c in chunks)
 

@@ -21,9 +21,10 @@ import pyarrow.parquet as pq
 
 from . import spec as spec_module, store
 
-ID_COLUMNS = ("config_id", *spec_module.AXES)
+ID_COLUMNS = ("config_id", *spec_module.AXES, "learning_rate")  # learning_rate: null unless the sweep trains
+OPTIONAL_COLUMNS = ("learning_rate",)  # kept when present
 LIST_COLUMNS = ("log10_act_norm", "log10_grad_norm")
-SORT_KEYS = ["init", "activation", "width", "seed", "sigma_b", "sigma_w", "depth"]
+SORT_KEYS = ["init", "activation", "width", "seed", "sigma_b", "sigma_w", "depth", "learning_rate"]
 
 
 def _as_list_array(column) -> pa.ListArray:
@@ -53,7 +54,8 @@ def long_table(configs: pa.Table | pd.DataFrame) -> pd.DataFrame:
         ValueError: a column is missing, or a row's gradient list is not one entry
             shorter than its activation list.
     """
-    needed = [*ID_COLUMNS, *LIST_COLUMNS]
+    present = configs.columns if isinstance(configs, pd.DataFrame) else configs.column_names
+    needed = [c for c in (*ID_COLUMNS, *LIST_COLUMNS) if c not in OPTIONAL_COLUMNS or c in present]
     if isinstance(configs, pd.DataFrame):
         missing = [c for c in needed if c not in configs.columns]
         if missing:
@@ -85,7 +87,7 @@ def long_table(configs: pa.Table | pd.DataFrame) -> pd.DataFrame:
     grad_values = np.full(parent.size, np.nan)
     grad_values[layer > 0] = pc.list_flatten(grad).to_numpy(zero_copy_only=False)
 
-    ids = table.select(list(ID_COLUMNS)).take(pa.array(parent))
+    ids = table.select([c for c in ID_COLUMNS if c in table.column_names]).take(pa.array(parent))
     ids = ids.append_column("layer", pa.array(layer))
     ids = ids.append_column("log10_act_norm", pa.array(act_values))
     ids = ids.append_column("log10_grad_norm", pa.array(grad_values))

@@ -12,7 +12,12 @@ v = exp(log_v) * v_hat and v_hat of O(1) size (unit RMS in the forward pass; res
 an exact power of two in the backward pass), so depth 10,000 is as exact as depth 10.
 Log-scales are float64; the network's own arithmetic is in the spec's dtype.
 
-Axes: B probe batch, N width, L layers (the deepest depth), S measured depths.
+With draws = "independent" (Bucket.draws) nothing is shared: each family is one config,
+whose weights, probe and cotangents come from a key of all its axis values (config_keys),
+measured at its own depth (a runtime input, depth <= L); it costs what evaluating every
+config on its own costs.
+
+Axes: B probe batch, N width, L layers (the deepest depth), S measured depths, F families.
 """
 
 from __future__ import annotations
@@ -27,7 +32,7 @@ import numpy as np
 
 from . import activations, inits
 
-TAG_PROBE, TAG_COTANGENT, TAG_TARGET, TAG_BIAS = 1, 2, 3, 4
+TAG_PROBE, TAG_COTANGENT, TAG_TARGET, TAG_BIAS, TAG_INDEPENDENT = 1, 2, 3, 4, 5
 LN10 = math.log(10.0)
 
 
@@ -36,6 +41,11 @@ class Bucket:
     """Everything that fixes the compiled program's shapes and code (all static).
 
     depths: the measured depths, sorted ascending; the deepest is the scan length L.
+      With draws = "independent", depths = (L,) and each family's own depth is an input.
+    init, activation: a name; or, in a *program* bucket (engine.program_of), a tuple of
+      names: one compiled program serves chunks of any of them, picked at run time by
+      an index (lax.switch on an unbatched index: only the picked branch runs).
+    draws: "shared" (common random numbers, the default) or "independent".
     """
 
     width: int
@@ -45,6 +55,11 @@ class Bucket:
     batch: int
     loss: str
     depths: tuple[int, ...]
+    draws: str = "shared"
+
+    @property
+    def independent(self) -> bool:
+        return self.draws == "independent"
 
     @property
     def max_depth(self) -> int:
@@ -55,11 +70,25 @@ class Bucket:
         return jnp.promote_types(jnp.dtype(self.dtype), jnp.float32)
 
 
-def family_keys(root_key, seed, width: int, init: str):
-    """Keys that depend only on (root seed, seed, width[, init]), never on a config's position."""
-    base = jax.random.fold_in(jax.random.fold_in(root_key, seed), width)
+def family_keys(root_key, seed, width: int, init, init_index=0):
+    """Keys that depend only on (root seed, seed, width[, init]), never on a config's position.
+    init: a name, or a tuple of names and init_index picks one at run time."""
+    return _keys(jax.random.fold_in(jax.random.fold_in(root_key, seed), width), init, init_index)
+
+
+def config_keys(root_key, words, init, init_index=0):
+    """One config's own keys (draws = "independent"), from words (2,) uint32: the 64 bits of
+    its config_id (engine.config_words), so they depend on every axis value, depth too."""
+    base = jax.random.fold_in(jax.random.fold_in(jax.random.fold_in(root_key, TAG_INDEPENDENT), words[0]), words[1])
+    return _keys(base, init, init_index)
+
+
+def _keys(base, init, init_index=0):
+    names = _choices(init)
+    code = inits.init_code(names[0]) if len(names) == 1 else jnp.asarray([inits.init_code(n) for n in names], jnp.uint32)[init_index]
     return {
-        "weight": jax.random.fold_in(base, inits.init_code(init)),
+        "init_index": jnp.asarray(init_index, jnp.int32),
+        "weight": jax.random.fold_in(base, code),
         "bias": jax.random.fold_in(base, TAG_BIAS),
         "probe": jax.random.fold_in(base, TAG_PROBE),
         "cotangent": jax.random.fold_in(base, TAG_COTANGENT),
@@ -67,10 +96,24 @@ def family_keys(root_key, seed, width: int, init: str):
     }
 
 
+def _choices(names) -> tuple[str, ...]:
+    return names if isinstance(names, tuple) else (names,)
+
+
+def _select(names, index, make):
+    """The function make(name) for names[index]: direct for one name, else a lax.switch."""
+    names = _choices(names)
+    if len(names) == 1:
+        return make(names[0])
+    branches = [make(name) for name in names]
+    return lambda *args: jax.lax.switch(index, branches, *args)
+
+
 def layer_weights(keys, layer, bucket: Bucket):
     """Unit-scale Ŵ (N, N) and b̂ (N,) of layer `layer` (1-based); W = sigma_w Ŵ, b = sigma_b b̂."""
     dtype = jnp.dtype(bucket.dtype)
-    w_hat = inits.get(bucket.init)(jax.random.fold_in(keys["weight"], layer), bucket.width, dtype)
+    sample = _select(bucket.init, keys["init_index"], lambda name: lambda key: inits.get(name)(key, bucket.width, dtype))
+    w_hat = sample(jax.random.fold_in(keys["weight"], layer))
     b_hat = jax.random.normal(jax.random.fold_in(keys["bias"], layer), (bucket.width,), dtype)
     return w_hat, b_hat
 
@@ -174,19 +217,23 @@ def _log_rms_over_batch(log_norm):
     return 0.5 * (jax.nn.logsumexp(2 * log_norm, axis=-1) - math.log(log_norm.shape[-1]))
 
 
-def _forward_one(a_hat, log_a, raw, sigma_w, sigma_b, w_hat, b_hat, bucket: Bucket):
+def _forward_one(a_hat, log_a, raw, sigma_w, sigma_b, w_hat, b_hat, activation_index, bucket: Bucket):
     """One layer of one family. a_hat (B, N), log_a (B,), raw (B, N); Ŵ (N, N), b̂ (N,)."""
-    act = activations.get(bucket.activation)
     dtype, compute_dtype = jnp.dtype(bucket.dtype), bucket.compute_dtype
     # Exact, in log space: h = sigma_w Ŵ a + sigma_b b̂.
     z = rows_times_transpose(a_hat.astype(compute_dtype), w_hat.astype(compute_dtype))
     log_b = jnp.broadcast_to(_log(sigma_b), log_a.shape)
     h, log_h = add_scaled(log_a + _log(sigma_w), z, log_b, b_hat, compute_dtype)
-    v, log_v, dphi = scaled_activation(act, h, log_h, compute_dtype)
-    a_hat, log_a = normalise(v, log_v, dtype)
-    # What the dtype itself does: a plain pass, for overflow and underflow.
+    # What the dtype itself does: a plain pass beside it, for overflow and underflow.
     w = jnp.asarray(sigma_w, dtype) * w_hat
-    raw = act.fn(rows_times_transpose(raw, w) + jnp.asarray(sigma_b, dtype) * b_hat).astype(dtype)
+    raw_pre = rows_times_transpose(raw, w) + jnp.asarray(sigma_b, dtype) * b_hat
+
+    def branch(name):
+        act = activations.get(name)
+        return lambda h, log_h, raw_pre: (*scaled_activation(act, h, log_h, compute_dtype), act.fn(raw_pre).astype(dtype))
+
+    v, log_v, dphi, raw = _select(bucket.activation, activation_index, branch)(h, log_h, raw_pre)
+    a_hat, log_a = normalise(v, log_v, dtype)
     overflow = ~jnp.all(jnp.isfinite(raw))
     underflow = jnp.all(raw == 0)
     return a_hat, log_a, raw, dphi.astype(dtype), overflow, underflow
@@ -209,14 +256,19 @@ def _largest_singular_values(m):
     return jax.lax.map(lambda one: jnp.sqrt(jnp.linalg.eigvalsh(one @ one.T)[-1]), m)
 
 
-def forward(sigma_w, sigma_b, keys, bucket: Bucket):
+def forward(sigma_w, sigma_b, keys, bucket: Bucket, depth=None, activation_index=0):
     """Forward pass of F families to the deepest depth, in log space, with a plain dtype
-    pass beside it. The families share every weight matrix: it is drawn once per layer.
+    pass beside it. The families share every weight matrix: it is drawn once per layer
+    (independent draws: each family draws its own).
 
     Args:
-      sigma_w, sigma_b: (F,); keys: from family_keys.
+      sigma_w, sigma_b: (F,); keys: from family_keys (independent: config_keys, each
+        leaf (F,)); depth: independent draws only, (F,) each family's measured depth;
+        activation_index: which of bucket.activation, when it is a tuple.
     Returns a dict of:
       a_hat (F, L+1, B, N), log_a (F, L+1, B): activations a_l = exp(log_a) a_hat, l = 0..L;
+      log_norm (F, L+1, B): ln(||a_l|| / sqrt(N)) per probe, exact (a_hat is unit RMS only
+        up to its rounding to the dtype, which log_a alone would miss);
       dphi (F, L, B, N): phi'(h_l);
       log_jac_sv (F, S, 2): ln of the largest and smallest singular values of the
         input-output Jacobian at probe 0, at each measured depth;
@@ -224,9 +276,11 @@ def forward(sigma_w, sigma_b, keys, bucket: Bucket):
     """
     n_families, n, n_depths = sigma_w.shape[0], bucket.width, len(bucket.depths)
     log_sigma_w = _log(sigma_w)
-    x = probe_inputs(keys, bucket)
-    x_hat, log_x = normalise(x, jnp.zeros((bucket.batch,), jnp.float64), jnp.dtype(bucket.dtype))
-    layer_step = jax.vmap(functools.partial(_forward_one, bucket=bucket), in_axes=(0, 0, 0, 0, 0, None, None))
+    own = 0 if bucket.independent else None  # the weights' vmap axis: per family, or shared
+    x = jax.vmap(probe_inputs, (own, None))(keys, bucket) if bucket.independent else probe_inputs(keys, bucket)
+    x_hat, log_x = normalise(x, jnp.zeros(x.shape[:-1], jnp.float64), jnp.dtype(bucket.dtype))
+    layer_step = jax.vmap(functools.partial(_forward_one, bucket=bucket), in_axes=(0, 0, 0, 0, 0, own, own, None))
+    draw = functools.partial(_draw_layer, keys, bucket=bucket)
     # Where layer l's Jacobian is kept: its depth's slot, or a scratch slot past the end.
     slot_of_layer = np.full(bucket.max_depth, n_depths)
     slot_of_layer[np.asarray(bucket.depths) - 1] = np.arange(n_depths)
@@ -234,8 +288,8 @@ def forward(sigma_w, sigma_b, keys, bucket: Bucket):
     def step(carry, xs):
         a_hat, log_a, raw, jac_t, log_jac, inv, log_inv, singular, kept = carry
         layer, slot = xs
-        w_hat, b_hat = layer_weights(keys, layer, bucket)
-        a_hat, log_a, raw, dphi, overflow, underflow = layer_step(a_hat, log_a, raw, sigma_w, sigma_b, w_hat, b_hat)
+        w_hat, b_hat = draw(layer)
+        a_hat, log_a, raw, dphi, overflow, underflow = layer_step(a_hat, log_a, raw, sigma_w, sigma_b, w_hat, b_hat, activation_index)
 
         # Jacobian at probe 0, J = D_l W_l ... D_1 W_1, and its inverse, each kept as a
         # unit-norm matrix and a log-scale: sigma_max(J) and 1/sigma_max(J^-1) are then
@@ -244,26 +298,34 @@ def forward(sigma_w, sigma_b, keys, bucket: Bucket):
         # jac_t holds J^T: J^T <- J^T W^T D.
         d0 = dphi[:, 0].astype(jnp.float64)
         w64 = w_hat.astype(jnp.float64)
-        jac_t, log_jac = _unit_matrices(rows_times_transpose(jac_t, w64) * d0[:, None, :], log_jac + log_sigma_w)
+        times_transpose, times = (jax.vmap(f) for f in (rows_times_transpose, rows_times)) if bucket.independent else (rows_times_transpose, rows_times)
+        jac_t, log_jac = _unit_matrices(times_transpose(jac_t, w64) * d0[:, None, :], log_jac + log_sigma_w)
         singular = singular | jnp.any(d0 == 0, axis=-1) | (sigma_w == 0)
-        # inv <- inv W^-1 D^-1, with W^-1 inverted once for all families.
-        inv_step = rows_times(inv, jnp.linalg.inv(w64)) / jnp.where(d0 == 0, 1.0, d0)[:, None, :]
+        # inv <- inv W^-1 D^-1, with W^-1 inverted once for all families (independent: once
+        # per family, in lax.map: batched LAPACK calls can deadlock XLA's CPU thread pool).
+        w_inv = jax.lax.map(jnp.linalg.inv, w64) if bucket.independent else jnp.linalg.inv(w64)
+        inv_step = times(inv, w_inv) / jnp.where(d0 == 0, 1.0, d0)[:, None, :]
         inv, log_inv = _unit_matrices(jnp.where(singular[:, None, None], eye, inv_step), log_inv - log_sigma_w)
         # Keep the matrices of measured depths; their singular values come after the scan.
-        kept = tuple(buffer.at[slot].set(value) for buffer, value in zip(kept, (jac_t, log_jac, inv, log_inv, singular)))
+        new = (jac_t, log_jac, inv, log_inv, singular)
+        if bucket.independent:  # one slot, set at each family's own depth
+            at_depth = layer == depth
+            kept = tuple(b.at[0].set(jnp.where(at_depth.reshape(-1, *[1] * (v.ndim - 1)), v, b[0])) for b, v in zip(kept, new))
+        else:
+            kept = tuple(buffer.at[slot].set(value) for buffer, value in zip(kept, new))
         carry = (a_hat, log_a, raw, jac_t, log_jac, inv, log_inv, singular, kept)
-        return carry, (a_hat, log_a, dphi, overflow, underflow)
+        return carry, (a_hat, log_a, _log_rms(a_hat, log_a), dphi, overflow, underflow)
 
     eye = jnp.eye(n, dtype=jnp.float64)
-    xs0 = jnp.broadcast_to(x_hat, (n_families, *x.shape))
+    xs0 = jnp.broadcast_to(x_hat, (n_families, *x.shape[-2:]))
     log_a0 = jnp.broadcast_to(log_x, (n_families, bucket.batch))
     eyes, zeros = jnp.broadcast_to(eye, (n_families, n, n)), jnp.zeros((n_families,), jnp.float64)
-    raw0 = jnp.broadcast_to(x, (n_families, *x.shape))
+    raw0 = jnp.broadcast_to(x, (n_families, *x.shape[-2:]))
     singular0 = jnp.zeros((n_families,), bool)
     kept0 = tuple(jnp.zeros((n_depths + 1, *v.shape), v.dtype) for v in (eyes, zeros, eyes, zeros, singular0))
     init = (xs0, log_a0, raw0, eyes, zeros, eyes, zeros, singular0, kept0)
     layers = jnp.arange(1, bucket.max_depth + 1)
-    final, (a_hat, log_a, dphi, overflow, underflow) = jax.lax.scan(step, init, (layers, jnp.asarray(slot_of_layer)))
+    final, (a_hat, log_a, log_norm, dphi, overflow, underflow) = jax.lax.scan(step, init, (layers, jnp.asarray(slot_of_layer)))
     jac_t, log_jac, inv, log_inv, singular = (buffer[:n_depths] for buffer in final[-1])
     sv_max = log_jac + _log(_largest_singular_values(jac_t.reshape(-1, n, n)).reshape(n_depths, n_families))
     sv_min = -(log_inv + _log(_largest_singular_values(inv.reshape(-1, n, n)).reshape(n_depths, n_families)))
@@ -272,11 +334,19 @@ def forward(sigma_w, sigma_b, keys, bucket: Bucket):
     return {
         "a_hat": jnp.concatenate([xs0[:, None], layer_axis_second(a_hat)], axis=1),
         "log_a": jnp.concatenate([log_a0[:, None], layer_axis_second(log_a)], axis=1),
+        "log_norm": jnp.concatenate([_log_rms(xs0, log_a0)[:, None], layer_axis_second(log_norm)], axis=1),
         "dphi": layer_axis_second(dphi),
         "log_jac_sv": layer_axis_second(log_jac_sv),
         "overflow": overflow.T,
         "underflow": underflow.T,
     }
+
+
+def _draw_layer(keys, layer, bucket: Bucket):
+    """Ŵ (N, N), b̂ (N,) of a layer: shared, or (F, N, N), (F, N) with independent draws."""
+    if bucket.independent:
+        return jax.vmap(layer_weights, (0, None, None))(keys, layer, bucket)
+    return layer_weights(keys, layer, bucket)
 
 
 def output_cotangents(a_hat, log_a, keys, bucket: Bucket):
@@ -324,18 +394,21 @@ def _backward_one(g_hat, log_g, start_hat, start_log, a_prev_hat, log_a_prev, dp
 
     delta, log_delta = rescale_pow2(dphi[None].astype(compute_dtype) * g_hat.astype(compute_dtype), log_g)
     # ||Σ_b δ_b a_b^T||_F² = Σ_bc (w_b δ_b)·(w_c δ_c) (a_b·a_c): B x B Gram matrices, never an
-    # N x N gradient. Each family's product is rows times its own Gram, (S·N, B) @ (B, B),
-    # whose bits do not depend on the chunk.
+    # N x N gradient. Both products are per family, so XLA may compute them differently for
+    # another number of families (a batch of one becomes an unbatched dot): they run in
+    # float64, where that is a few ulps of bookkeeping and never touches the float32 state.
+    # (The Gram is a matmul, not a broadcast product summed over N: XLA:CPU in jax 0.10.2
+    # miscompiles that sum for a single family with B·N >= 512, wrong by O(1).)
     coeff = log_delta + log_a_prev[None]
     top = jnp.max(coeff, axis=-1, keepdims=True)
-    weights = jnp.exp(coeff - jnp.where(jnp.isfinite(top), top, 0.0)).astype(compute_dtype)
-    a_prev = a_prev_hat.astype(compute_dtype)
-    gram_a = jnp.sum(a_prev[:, None, :] * a_prev[None, :, :], axis=-1)
-    weighted = delta * weights[..., None]  # (S, B, N)
+    weights = jnp.exp(coeff - jnp.where(jnp.isfinite(top), top, 0.0))
+    a_prev = a_prev_hat.astype(jnp.float64)
+    gram_a = rows_times_transpose(a_prev, a_prev)
+    weighted = delta.astype(jnp.float64) * weights[..., None]  # (S, B, N)
     n_streams, batch, width = weighted.shape
     by_sample = jnp.swapaxes(weighted, 1, 2).reshape(n_streams * width, batch)
     mixed = jnp.swapaxes(rows_times_transpose(by_sample, gram_a).reshape(n_streams, width, batch), 1, 2)
-    frob_sq = jnp.sum((weighted * mixed).astype(jnp.float64), axis=(-2, -1))
+    frob_sq = jnp.sum(weighted * mixed, axis=(-2, -1))
     log_grad = jnp.where(live, top[:, 0] + 0.5 * jnp.log(jnp.maximum(frob_sq, 0)), jnp.nan)
 
     g_prev = rows_times(delta, w_hat.astype(compute_dtype))
@@ -369,30 +442,38 @@ def depth_groups(depths: tuple[int, ...], max_groups: int = 2) -> list[tuple[int
     return [tuple(depths[a:b]) for a, b in runs]
 
 
-def backward(sigma_w, fwd, keys, bucket: Bucket):
+def backward(sigma_w, fwd, keys, bucket: Bucket, depth=None):
     """Every measured depth's backward pass for F families at once, in log space.
 
     Stream s starts at layer depths[s] with dℓ/da_{depths[s]} and is carried down to a_0;
     at layer l only streams with depths[s] >= l are live. Streams run in a few depth
-    groups, each one reverse scan from its own deepest layer.
+    groups, each one reverse scan from its own deepest layer. With independent draws
+    (keys per family, depth (F,)) each family has one stream, from its own depth.
     Returns:
       log_grad_norm (F, S, L): ln ||dℓ/dW_l||_F of stream s at layer l (NaN above depths[s]);
       log_backward_gain (F, S): ln RMS_b ||dℓ/da_0|| - ln RMS_b ||dℓ/da_d||.
     """
-    g_out, log_g_out = jax.vmap(output_cotangents, in_axes=(0, 0, None, None))(fwd["a_hat"], fwd["log_a"], keys, bucket)
+    own = 0 if bucket.independent else None  # weights and stream depths: per family, or shared
+    g_out, log_g_out = jax.vmap(output_cotangents, in_axes=(0, 0, own, None))(fwd["a_hat"], fwd["log_a"], keys, bucket)
     layer_step = jax.vmap(
-        functools.partial(_backward_one, bucket=bucket), in_axes=(0, 0, 0, 0, 0, 0, 0, 0, None, None, None)
+        functools.partial(_backward_one, bucket=bucket), in_axes=(0, 0, 0, 0, 0, 0, 0, 0, own, None, own)
     )
     layer_axis_first = lambda t: jnp.moveaxis(t, 1, 0)  # noqa: E731
     n_families = sigma_w.shape[0]
     grads, gains = [], []
-    for group in depth_groups(bucket.depths):
-        depths, top = jnp.asarray(group), group[-1]
-        start_hat, start_log = g_out[:, depths], log_g_out[:, depths]
+    for group in [bucket.depths] if bucket.independent else depth_groups(bucket.depths):
+        top = group[-1]
+        if bucket.independent:  # stream of family f starts at depth[f]
+            depths = depth[:, None]
+            start_hat = jnp.take_along_axis(g_out, depths[:, :, None, None], axis=1)
+            start_log = jnp.take_along_axis(log_g_out, depths[:, :, None], axis=1)
+        else:
+            depths = jnp.asarray(group)
+            start_hat, start_log = g_out[:, depths], log_g_out[:, depths]
 
         def step(carry, xs, start_hat=start_hat, start_log=start_log, depths=depths):
             layer, a_prev_hat, log_a_prev, dphi = xs
-            w_hat, _ = layer_weights(keys, layer, bucket)
+            w_hat, _ = _draw_layer(keys, layer, bucket)
             g_hat, log_g, log_grad = layer_step(
                 *carry, start_hat, start_log, a_prev_hat, log_a_prev, dphi, sigma_w, w_hat, layer, depths
             )
@@ -415,20 +496,27 @@ def backward(sigma_w, fwd, keys, bucket: Bucket):
     return {"log_grad_norm": jnp.concatenate(grads, axis=1), "log_backward_gain": jnp.concatenate(gains, axis=1)}
 
 
-def families(sigma_w, sigma_b, seed, root_key, bucket: Bucket):
+def families(sigma_w, sigma_b, seed, root_key, bucket: Bucket, depth=None, words=None, choice=(0, 0)):
     """All metrics of F families that share a seed (and so every weight), in log10.
 
     Args:
       sigma_w, sigma_b: (F,); seed: scalar; root_key: the sweep's root key.
+      depth (F,), words (F, 2): independent draws only: each family's depth and config
+        words (config_keys); seed is then unused (words include it).
+      choice: (init index, activation index) into a program bucket's tuples.
     Returns a dict of:
       log10_act_norm (F, L+1): log10 sqrt(mean_B ||a_l||² / N), l = 0..L;
       log10_grad_norm (F, S, L), log10_backward_gain (F, S), log10_jac_sv (F, S, 2);
       overflow (F, L), underflow (F, L), dead (F, L): per-layer flags.
     """
-    keys = family_keys(root_key, seed, bucket.width, bucket.init)
-    fwd = forward(sigma_w, sigma_b, keys, bucket)
-    bwd = backward(sigma_w, fwd, keys, bucket)
-    log_act = _log_rms_over_batch(fwd["log_a"])
+    init_index, activation_index = choice
+    if bucket.independent:
+        keys = jax.vmap(config_keys, (None, 0, None, None))(root_key, words, bucket.init, init_index)
+    else:
+        keys = family_keys(root_key, seed, bucket.width, bucket.init, init_index)
+    fwd = forward(sigma_w, sigma_b, keys, bucket, depth, activation_index)
+    bwd = backward(sigma_w, fwd, keys, bucket, depth)
+    log_act = _log_rms_over_batch(fwd["log_norm"])
     return {
         "log10_act_norm": log_act / LN10,
         "log10_grad_norm": bwd["log_grad_norm"] / LN10,

@@ -30,7 +30,7 @@ from collections.abc import Iterable, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-AXES = ("depth", "sigma_w", "sigma_b", "width", "init", "activation", "seed")
+AXES = ("depth", "sigma_w", "sigma_b", "width", "init", "activation", "seed", "learning_rate")  # learning_rate: sweeps that train
 AGGREGATIONS = ("median", "mean")
 FORMATS = (".png", ".svg", ".pdf")
 LAYER_METRICS = ("log10_act_norm", "log10_grad_norm")
@@ -701,7 +701,7 @@ def layer_plot(
             f"fix all but one with --where (e.g. --where {varying[1]}={_format_value(_unique(rows[varying[1]])[0])}) or add them to --facet"
         )
     hue = varying[0] if varying else None
-    fixed = {a: _unique(rows[a])[0] for a in AXES if a not in (*facet, "seed", *(varying)) and a in rows.columns}
+    fixed = {a: _unique(rows[a])[0] for a in AXES if a not in (*facet, "seed", *(varying)) and a in rows.columns and rows[a].notna().any()}
     long = rows if "layer" in rows.columns else layers_module.long_table(rows)
     by = [*facet, *([hue] if hue else []), "layer"]
     table = aggregate_seeds(long, by, metrics, agg)

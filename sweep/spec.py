@@ -35,7 +35,8 @@ from . import activations, inits
 AXES = ("depth", "sigma_w", "sigma_b", "width", "init", "activation", "seed")
 AXIS_DEFAULTS = {"sigma_b": [0.0], "seed": [0], "init": ["gaussian"], "activation": ["linear"]}
 REQUIRED_AXES = ("depth", "sigma_w", "width")
-SETTINGS_DEFAULTS = {"batch": 8, "dtype": "float32", "loss": "cotangent"}
+SETTINGS_DEFAULTS = {"batch": 8, "dtype": "float32", "loss": "cotangent", "draws": "shared"}
+DRAWS = ("shared", "independent")
 DTYPES = ("float32", "float64", "bfloat16", "float16")
 LOSSES = ("cotangent", "mse")
 TOP_LEVEL_KEYS = ("name", "axes", "settings", "train")
@@ -59,18 +60,23 @@ class TrainSettings:
     """The [train] table: a short training run of every config (see sweep.train).
 
     steps: optimizer updates; optimizer: one of TRAIN_OPTIMIZERS (through optax);
-    learning_rate: one number for every config; batch_size: examples per update;
-    task: a name in sweep.tasks.TASKS.
+    learning_rate: the learning rates, sorted (a number is one); more than one makes it
+    an axis of the sweep: every config trains once per learning rate, one row each;
+    batch_size: examples per update; task: a name in sweep.tasks.TASKS.
     """
 
     steps: int = TRAIN_DEFAULTS["steps"]
     optimizer: str = TRAIN_DEFAULTS["optimizer"]
-    learning_rate: float = TRAIN_DEFAULTS["learning_rate"]
+    learning_rate: tuple[float, ...] = (TRAIN_DEFAULTS["learning_rate"],)
     batch_size: int = TRAIN_DEFAULTS["batch_size"]
     task: str = TRAIN_DEFAULTS["task"]
 
+    def __post_init__(self):
+        rates = self.learning_rate if isinstance(self.learning_rate, (tuple, list)) else (self.learning_rate,)
+        object.__setattr__(self, "learning_rate", tuple(sorted({float(r) for r in rates})))
+
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        return {**dataclasses.asdict(self), "learning_rate": list(self.learning_rate)}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -81,6 +87,7 @@ class Spec:
     dtype: str = "float32"
     loss: str = "cotangent"
     train: TrainSettings | None = None
+    draws: str = "shared"
 
     def to_dict(self) -> dict[str, Any]:
         out = {
@@ -88,6 +95,8 @@ class Spec:
             "axes": {k: list(v) for k, v in self.axes.items()},
             "settings": {"batch": self.batch, "dtype": self.dtype, "loss": self.loss},
         }
+        if self.draws != "shared":  # absent by default: older sweeps keep their JSON
+            out["settings"]["draws"] = self.draws
         if self.train is not None:  # absent, not null: specs without [train] keep their old JSON
             out["train"] = self.train.to_dict()
         return out
@@ -96,20 +105,39 @@ class Spec:
         return json.dumps(self.to_dict(), sort_keys=True)
 
     @property
+    def unit_axes(self) -> tuple[str, ...]:
+        """The axes of one unit of work: a family (every depth of one point) when draws
+        are shared, one config when they are independent."""
+        return FAMILY_AXES + (("depth",) if self.draws == "independent" else ())
+
+    @property
+    def row_axes(self) -> tuple[str, ...]:
+        """What tells rows apart: the axes, and the learning rate when the sweep trains."""
+        return AXES + (("learning_rate",) if self.train is not None else ())
+
+    def _row_axis_values(self) -> list[tuple]:
+        return [self.axes[a] for a in AXES] + ([self.train.learning_rate] if self.train is not None else [])
+
+    @property
     def n_configs(self) -> int:
-        return math.prod(len(v) for v in self.axes.values())
+        """Rows of the sweep: the grid's points, times the learning rates when it trains."""
+        return math.prod(len(v) for v in self._row_axis_values())
 
     def configs(self) -> pd.DataFrame:
-        """The config table: one row per point of the grid, with a stable `config_id`."""
-        rows = list(itertools.product(*(self.axes[a] for a in AXES)))
-        table = pd.DataFrame(rows, columns=list(AXES))
-        table["config_id"] = [config_id(dict(zip(AXES, row))) for row in rows]
+        """The config table: one row per point of the grid (and learning rate, when the
+        sweep trains), with a stable `config_id`."""
+        names = self.row_axes
+        rows = list(itertools.product(*self._row_axis_values()))
+        table = pd.DataFrame(rows, columns=list(names))
+        table["config_id"] = [config_id(dict(zip(names, row))) for row in rows]
         return table
 
 
 def config_id(values: dict[str, Any]) -> str:
-    """16 hex digits from the axis values alone, so ids are stable across runs and chunks."""
-    canonical = "|".join(f"{a}={values[a]!r}" for a in AXES)
+    """16 hex digits from the axis values alone (and learning_rate, for rows of a sweep
+    that trains), so ids are stable across runs and chunks."""
+    names = AXES + (("learning_rate",) if values.get("learning_rate") is not None else ())
+    canonical = "|".join(f"{a}={values[a]!r}" for a in names)
     return hashlib.sha1(canonical.encode()).hexdigest()[:16]
 
 
@@ -118,49 +146,50 @@ def _canonical_float(x: float) -> float:
     return float(f"{x:.12g}")
 
 
-def _expand_range(key: str, table: dict) -> list:
+def _expand_range(key: str, table: dict, label: str | None = None) -> list:
+    label = label or f"axes.{key}"
     unknown = set(table) - set(RANGE_KEYS)
     if unknown:
-        raise SpecError(f"axes.{key}: unknown range key {sorted(unknown)[0]!r}; accepted: start, stop, num or step, log")
+        raise SpecError(f"{label}: unknown range key {sorted(unknown)[0]!r}; accepted: start, stop, num or step, log")
     if "start" not in table or "stop" not in table or ("num" in table) == ("step" in table):
-        raise SpecError(f"axes.{key}: a range needs start, stop and exactly one of num or step")
+        raise SpecError(f"{label}: a range needs start, stop and exactly one of num or step")
     start, stop, log = table["start"], table["stop"], table.get("log", False)
     for name in ("start", "stop"):
         value = table[name]
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-            raise SpecError(f"axes.{key}.{name}: {value!r} is not a finite number")
+            raise SpecError(f"{label}.{name}: {value!r} is not a finite number")
     if not isinstance(log, bool):
-        raise SpecError(f"axes.{key}.log: {log!r} must be true or false")
+        raise SpecError(f"{label}.log: {log!r} must be true or false")
     if log and (start <= 0 or stop <= 0):
-        raise SpecError(f"axes.{key}: log = true needs start and stop > 0, got {start!r} and {stop!r}")
+        raise SpecError(f"{label}: log = true needs start and stop > 0, got {start!r} and {stop!r}")
     if "num" in table:
         num = table["num"]
         if isinstance(num, bool) or not isinstance(num, int) or num < 1:
-            raise SpecError(f"axes.{key}.num: {num!r} must be an integer >= 1")
+            raise SpecError(f"{label}.num: {num!r} must be an integer >= 1")
         if num > MAX_AXIS_LENGTH:
-            raise SpecError(f"axes.{key}.num: {num} values is more than {MAX_AXIS_LENGTH:,}; split the sweep")
+            raise SpecError(f"{label}.num: {num} values is more than {MAX_AXIS_LENGTH:,}; split the sweep")
         values = np.geomspace(start, stop, num) if log else np.linspace(start, stop, num)
     else:
         step = table["step"]
         if isinstance(step, bool) or not isinstance(step, (int, float)) or not step > 0:
-            raise SpecError(f"axes.{key}.step: {step!r} must be a number > 0 (a factor > 1 with log = true)")
+            raise SpecError(f"{label}.step: {step!r} must be a number > 0 (a factor > 1 with log = true)")
         if log:
             if step <= 1:
-                raise SpecError(f"axes.{key}.step: with log = true the step is a factor and must be > 1, got {step!r}")
+                raise SpecError(f"{label}.step: with log = true the step is a factor and must be > 1, got {step!r}")
             ratio = math.log(stop) - math.log(start)
-            count = _range_count(key, ratio / math.log(step))
+            count = _range_count(label, ratio / math.log(step))
             values = start * step ** np.arange(count)
         else:
-            count = _range_count(key, (stop - start) / step)
+            count = _range_count(label, (stop - start) / step)
             values = start + step * np.arange(count)
     if key in INTEGER_AXES and not log:
         return [int(round(v)) if abs(v - round(v)) < 1e-9 else float(v) for v in values]
     return [float(v) for v in values]
 
 
-def _range_count(key: str, steps: float) -> int:
+def _range_count(label: str, steps: float) -> int:
     if not math.isfinite(steps) or steps + 1 > MAX_AXIS_LENGTH:
-        raise SpecError(f"axes.{key}: the range has more than {MAX_AXIS_LENGTH:,} values; use a larger step")
+        raise SpecError(f"{label}: the range has more than {MAX_AXIS_LENGTH:,} values; use a larger step")
     return max(int(math.floor(steps + 1e-9)) + 1, 0)
 
 
@@ -258,13 +287,17 @@ def from_dict(raw: dict[str, Any], default_name: str = "sweep") -> Spec:
         raise SpecError(f"settings.dtype: unknown dtype {settings['dtype']!r}; accepted: {', '.join(DTYPES)}")
     if not isinstance(settings["loss"], str) or settings["loss"] not in LOSSES:
         raise SpecError(f"settings.loss: unknown loss {settings['loss']!r}; accepted: {', '.join(LOSSES)}")
+    if not isinstance(settings["draws"], str) or settings["draws"] not in DRAWS:
+        raise SpecError(f"settings.draws: unknown draws {settings['draws']!r}; accepted: {', '.join(DRAWS)}")
     train = _train_settings(raw["train"]) if "train" in raw else None
-    return Spec(name=name, axes=axes, batch=batch, dtype=settings["dtype"], loss=settings["loss"], train=train)
+    if train is not None and settings["draws"] != "shared":
+        raise SpecError('settings.draws: the [train] probe starts from shared draws; remove [train] or use draws = "shared"')
+    if train is not None and n_configs * len(train.learning_rate) > MAX_CONFIGS:
+        raise SpecError(f"train.learning_rate: {n_configs * len(train.learning_rate):,} trained configs is more than {MAX_CONFIGS:,}; use fewer learning rates or smaller axes")
+    return Spec(name=name, axes=axes, batch=batch, dtype=settings["dtype"], loss=settings["loss"], train=train, draws=settings["draws"])
 
 
 def _positive_number(key: str, value: Any) -> float:
-    if isinstance(value, list):
-        raise SpecError(f"train.{key}: a list (a {key} axis) is not supported; give one number > 0")
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
         raise SpecError(f"train.{key}: {value!r} must be a finite number > 0")
     return float(value)
@@ -274,6 +307,17 @@ def _positive_integer(key: str, value: Any) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise SpecError(f"train.{key}: {value!r} must be an integer >= 1")
     return value
+
+
+def _learning_rates(raw: Any) -> tuple[float, ...]:
+    """A number, a list or a range table (as for an axis) of learning rates > 0."""
+    if isinstance(raw, dict):
+        values = _expand_range("learning_rate", raw, label="train.learning_rate")
+    else:
+        values = raw if isinstance(raw, list) else [raw]
+    if not values:
+        raise SpecError("train.learning_rate: the list is empty; give a number > 0 or a list of them")
+    return tuple(sorted({_canonical_float(_positive_number("learning_rate", v)) for v in values}))
 
 
 def _train_settings(raw: Any) -> TrainSettings:
@@ -293,7 +337,7 @@ def _train_settings(raw: Any) -> TrainSettings:
     return TrainSettings(
         steps=_positive_integer("steps", train["steps"]),
         optimizer=train["optimizer"],
-        learning_rate=_canonical_float(_positive_number("learning_rate", train["learning_rate"])),
+        learning_rate=_learning_rates(train["learning_rate"]),
         batch_size=_positive_integer("batch_size", train["batch_size"]),
         task=train["task"],
     )

@@ -54,6 +54,7 @@ SCHEMA = pa.schema(
 # The trainability probe's columns (sweep.train; null for sweeps without [train]). They
 # join SCHEMA when engine.to_table fills them: SCHEMA = pa.schema([*SCHEMA, *TRAIN_FIELDS]).
 TRAIN_FIELDS = [
+    pa.field("learning_rate", pa.float64()),
     pa.field("train_loss_initial", pa.float64()),
     pa.field("train_loss_final", pa.float64()),
     pa.field("train_accuracy_final", pa.float64()),
@@ -227,4 +228,4 @@ def load(out_dir: str, where: dict | None = None) -> pd.DataFrame:
         if pa.types.is_boolean(field.type) and table.column(index).null_count:
             table = table.set_column(index, field.name, table.column(index).cast(pa.float64()))
     frame = table.to_pandas()
-    return frame.sort_values(["init", "activation", "width", "seed", "sigma_b", "sigma_w", "depth"], kind="stable").reset_index(drop=True)
+    return frame.sort_values(["init", "activation", "width", "seed", "sigma_b", "sigma_w", "depth", "learning_rate"], kind="stable").reset_index(drop=True)

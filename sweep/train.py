@@ -38,6 +38,7 @@ Axes: F configs, L layers (the program's deepest depth), N width, K outputs, B b
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import math
 
@@ -46,10 +47,14 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pyarrow as pa
+from jax.sharding import NamedSharding, PartitionSpec as P
 
 from . import activations, network, spec as spec_module, store, tasks
 
 MOMENTUM = 0.9
+# Built with learning rate 1: every optimizer here ends in a scale by -learning_rate, so
+# each config's own rate multiplies the update afterwards (the same bits: (-u)·lr = -(u·lr)),
+# and one program trains every learning rate of a sweep.
 OPTIMIZERS = {
     "sgd": lambda lr: optax.sgd(lr),
     "momentum": lambda lr: optax.sgd(lr, momentum=MOMENTUM),
@@ -123,9 +128,10 @@ def _mask_layers(tree, live):
     }
 
 
-def _train_group(params, live, x, y, batches, task: tasks.Task, act, optimizer):
+def _train_group(params, live, rate, x, y, batches, task: tasks.Task, act, optimizer):
     """Trains F configs of one depth group. params: w (F, L, N, N), b (F, L, N), readout
-    (F, K, N); live (F, L); x (P, N), y; batches (T, B) example indices."""
+    (F, K, N); live (F, L); rate (F,) learning rates; x (P, N), y; batches (T, B) example
+    indices. optimizer: built with learning rate 1 (OPTIMIZERS)."""
 
     def loss(p, on, xb, yb):
         per_example = task.loss(_forward(p, on, xb, act), yb)
@@ -143,6 +149,7 @@ def _train_group(params, live, x, y, batches, task: tasks.Task, act, optimizer):
         (_, per_example), grads = grad_all(params, live, x[idx], y[idx])
         grads = jax.vmap(_mask_layers)(grads, live)
         updates, state = jax.vmap(optimizer.update)(grads, state, params)
+        updates = jax.vmap(lambda u, r: jax.tree.map(lambda leaf: leaf * r, u))(updates, rate)
         params = optax.apply_updates(params, jax.vmap(_mask_layers)(updates, live))
         return (params, state), per_example
 
@@ -155,10 +162,12 @@ def _train_group(params, live, x, y, batches, task: tasks.Task, act, optimizer):
 
 
 @functools.lru_cache(maxsize=None)
-def compiled(bucket: network.Bucket, settings: spec_module.TrainSettings, depth: tuple[int, ...], max_groups: int):
-    """The training program of configs with these depths (F,), compiled once per shape."""
+def compiled(bucket: network.Bucket, settings: spec_module.TrainSettings, depth: tuple[int, ...], max_groups: int, n_devices: int = 1):
+    """The training program of configs with these depths (F,), compiled once per shape;
+    settings.learning_rate is not used (rates are an input). With n_devices > 1 the
+    program takes n_devices·F configs, F per device, each device's with these depths."""
     task, act = tasks.get(settings.task), activations.get(bucket.activation).fn
-    optimizer = OPTIMIZERS[settings.optimizer](settings.learning_rate)
+    optimizer = OPTIMIZERS[settings.optimizer](1.0)
     compute_dtype = bucket.compute_dtype
     depth_array = np.asarray(depth)
     groups = network.depth_groups(tuple(sorted(set(depth))), max_groups)
@@ -166,7 +175,7 @@ def compiled(bucket: network.Bucket, settings: spec_module.TrainSettings, depth:
     inverse = np.argsort(np.concatenate(rows))
     n_layers, width, n_outputs = max(depth), bucket.width, task.n_outputs
 
-    def run(sigma_w, sigma_b, seed, root_key, x, y):
+    def run(sigma_w, sigma_b, rate, seed, root_key, x, y):
         keys = network.family_keys(root_key, seed, width, bucket.init)
         w_hat, b_hat = jax.lax.map(lambda layer: network.layer_weights(keys, layer, bucket), jnp.arange(1, n_layers + 1))
         w_hat, b_hat = w_hat.astype(compute_dtype), b_hat.astype(compute_dtype)
@@ -174,7 +183,7 @@ def compiled(bucket: network.Bucket, settings: spec_module.TrainSettings, depth:
         readout = jax.random.normal(own["readout"], (n_outputs, width), jnp.float32) / math.sqrt(width)
         batches = jax.random.randint(own["batches"], (settings.steps, settings.batch_size), 0, x.shape[0])
         x = x.astype(compute_dtype)
-        sw, sb = sigma_w.astype(compute_dtype), sigma_b.astype(compute_dtype)
+        sw, sb, rate = sigma_w.astype(compute_dtype), sigma_b.astype(compute_dtype), rate.astype(compute_dtype)
         results = []
         for group, members in zip(groups, rows):
             top, n_members = group[-1], len(members)
@@ -187,11 +196,35 @@ def compiled(bucket: network.Bucket, settings: spec_module.TrainSettings, depth:
                 "readout": jnp.broadcast_to(readout.astype(compute_dtype), (len(members), n_outputs, width)),
             }
             live = jnp.arange(1, top + 1)[None, :] <= jnp.asarray(depth_array[members])[:, None]
-            out = _train_group(params, live, x, y, batches, task, act, optimizer)
+            out = _train_group(params, live, rate[members], x, y, batches, task, act, optimizer)
             results.append({k: v[:n_members] for k, v in out.items()})
         return {k: jnp.concatenate([r[k] for r in results])[inverse] for k in results[0]}
 
-    return jax.jit(run)
+    if n_devices == 1:
+        return jax.jit(run)
+    # Each device draws the shared weights itself and trains its own configs: no communication.
+    by_config, replicated = P("configs"), P()
+    sharded = jax.shard_map(
+        run, mesh=config_mesh(n_devices), in_specs=(by_config,) * 3 + (replicated,) * 4, out_specs=by_config, check_vma=False
+    )
+    return jax.jit(sharded)
+
+
+@functools.lru_cache(maxsize=None)
+def config_mesh(n_devices: int):
+    return jax.make_mesh((n_devices,), ("configs",), devices=jax.local_devices()[:n_devices])
+
+
+def _devices_for(depth: tuple[int, ...]) -> int:
+    """How many local devices can split these configs: each device's share must have the
+    same depths, so one compiled program serves them all."""
+    n = jax.local_device_count()
+    while n > 1:
+        share = len(depth) // n
+        if len(depth) % n == 0 and all(depth[i * share : (i + 1) * share] == depth[:share] for i in range(n)):
+            return n
+        n -= 1
+    return 1
 
 
 def _summarise(out: dict[str, np.ndarray], classification: bool, reference: float) -> dict[str, np.ndarray]:
@@ -231,15 +264,21 @@ def train_chunk(
     bucket: network.Bucket,
     settings: spec_module.TrainSettings,
     max_groups: int = DEFAULT_DEPTH_GROUPS,
+    learning_rate=None,
 ) -> dict[str, np.ndarray]:
     """Trains F configs that share a seed and a bucket (width, init, activation, dtype).
+
+    The configs are split over the local devices when they divide into equal shares with
+    the same depths (as train_columns arranges them); each device trains its share.
 
     Args:
       sigma_w, sigma_b: (F,) scales; depth: (F,) integers >= 1, any mix (the program pads
         to the deepest and masks); seed: the configs' seed; root_key: the sweep's root
         key, jax.random.key(root_seed); bucket: width, init, activation and dtype are
         used (depths, batch and loss are the measurement's and are ignored);
-        settings: the spec's [train]; max_groups: depth groups, each its own scan.
+        settings: the spec's [train]; max_groups: depth groups, each its own scan;
+        learning_rate: (F,) each config's rate; None for settings.learning_rate, which
+        must then be one number.
     Returns:
       numpy arrays keyed by column name (COLUMNS), each (F,) except train_loss_curve
       (F, <= 64); train_steps_to_half_loss is 0 where the loss never halved.
@@ -249,18 +288,26 @@ def train_chunk(
         raise ValueError(f"train_chunk: depths must be >= 1, got {depth}")
     if not np.shape(sigma_w) == np.shape(sigma_b) == (len(depth),):
         raise ValueError(f"train_chunk: sigma_w, sigma_b and depth must all be (F,), got {np.shape(sigma_w)}, {np.shape(sigma_b)}, {len(depth)}")
+    if learning_rate is None:
+        if len(settings.learning_rate) != 1:
+            raise ValueError(f"train_chunk: settings has {len(settings.learning_rate)} learning rates; pass learning_rate (F,)")
+        learning_rate = np.full(len(depth), settings.learning_rate[0])
+    if np.shape(learning_rate) != (len(depth),):
+        raise ValueError(f"train_chunk: learning_rate must be (F,) = ({len(depth)},), got {np.shape(learning_rate)}")
     task = tasks.get(settings.task)
     x, y = task.data(bucket.width)
-    program = compiled(bucket, settings, depth, max_groups)
-    out = program(
-        jnp.asarray(np.asarray(sigma_w, np.float64)),
-        jnp.asarray(np.asarray(sigma_b, np.float64)),
-        jnp.int32(seed),
-        root_key,
-        jnp.asarray(x),
-        jnp.asarray(y),
-    )
-    return _summarise({k: np.asarray(v) for k, v in out.items()}, task.classification, tasks.reference_loss(task, bucket.width))
+    n_devices = _devices_for(depth)
+    program_settings = dataclasses.replace(settings, learning_rate=())  # an input, not part of the program
+    program = compiled(bucket, program_settings, depth[: len(depth) // n_devices], max_groups, n_devices)
+    per_config = [jnp.asarray(np.asarray(v, np.float64)) for v in (sigma_w, sigma_b, learning_rate)]
+    shared = [jnp.int32(seed), root_key, jnp.asarray(x), jnp.asarray(y)]
+    if n_devices > 1:
+        mesh = config_mesh(n_devices)
+        per_config = [jax.device_put(v, NamedSharding(mesh, P("configs"))) for v in per_config]
+        shared = [jax.device_put(v, NamedSharding(mesh, P())) for v in shared]
+    out = program(*per_config, *shared)
+    summary = _summarise({k: np.asarray(v) for k, v in out.items()}, task.classification, tasks.reference_loss(task, bucket.width))
+    return {"learning_rate": np.asarray(learning_rate, np.float64), **summary}
 
 
 def _curve_column(curve: np.ndarray) -> pa.Array:
@@ -277,6 +324,7 @@ def train_columns(
     chunk,
     row_depth,
     family_of_row,
+    row_learning_rate,
     settings: spec_module.TrainSettings | None,
     root_seed: int,
     memory_budget: int | None = None,
@@ -284,13 +332,15 @@ def train_columns(
     """The train columns (COLUMNS) of a measured chunk's rows, in the rows' order.
 
     Trains every family of the chunk (padding copies included, so every chunk of a bucket
-    has the same shape and compiles once) at every depth of its bucket, then picks row r
-    as (family_of_row[r], row_depth[r]). With memory_budget (bytes), the families are
-    split into programs of at most memory_budget // train_bytes_per_config configs.
+    has the same shape and compiles once) at every depth of its bucket and every learning
+    rate of settings, then picks row r as (family_of_row[r], row_depth[r],
+    row_learning_rate[r]). With memory_budget (bytes), the families are split into
+    programs of at most memory_budget // train_bytes_per_config configs.
 
     Args:
       chunk: an engine.Chunk (bucket, seed, sigma_w (F,), sigma_b (F,)).
-      row_depth, family_of_row: (R,) each row's depth and family index in the chunk.
+      row_depth, family_of_row, row_learning_rate: (R,) each row's depth, family index in
+        the chunk and learning rate (one of settings.learning_rate).
       settings: spec.train; None gives null columns.
       root_seed: the sweep's root seed.
     """
@@ -298,32 +348,36 @@ def train_columns(
     if settings is None:
         return null_columns(len(row_depth))
     bucket = chunk.bucket
-    depths = np.asarray(bucket.depths)
-    n_families, n_depths = len(chunk.sigma_w), len(depths)
+    depths, rates = np.asarray(bucket.depths), np.asarray(settings.learning_rate)
+    n_families, n_depths, n_rates = len(chunk.sigma_w), len(depths), len(rates)
+    per_family = n_depths * n_rates  # configs: (family, depth, rate), rate fastest
     per_program = n_families
     if memory_budget is not None:
         configs = max(1, memory_budget // train_bytes_per_config(bucket, settings))
-        per_program = max(1, min(n_families, configs // n_depths))
+        per_program = max(1, min(n_families, configs // per_family))
     results = []
     for start in range(0, n_families, per_program):
         families = np.minimum(np.arange(start, start + per_program), n_families - 1)  # pad with the last
         results.append(
             train_chunk(
-                np.repeat(chunk.sigma_w[families], n_depths),
-                np.repeat(chunk.sigma_b[families], n_depths),
-                np.tile(depths, len(families)),
+                np.repeat(chunk.sigma_w[families], per_family),
+                np.repeat(chunk.sigma_b[families], per_family),
+                np.tile(np.repeat(depths, n_rates), len(families)),
                 chunk.seed,
                 jax.random.key(root_seed),
                 bucket,
                 settings,
+                learning_rate=np.tile(rates, n_depths * len(families)),
             )
         )
     trained = {k: np.concatenate([r[k] for r in results]) for k in results[0]}
-    depth_index = np.searchsorted(depths, row_depth)
-    picked = {k: v[family_of_row * n_depths + depth_index] for k, v in trained.items()}
+    rate_index = np.searchsorted(rates, np.asarray(row_learning_rate, float))
+    config_of_row = (family_of_row * n_depths + np.searchsorted(depths, row_depth)) * n_rates + rate_index
+    picked = {k: v[config_of_row] for k, v in trained.items()}
     task = tasks.get(settings.task)
     steps = picked["train_steps_to_half_loss"]
     return {
+        "learning_rate": pa.array(picked["learning_rate"], pa.float64()),
         "train_loss_initial": pa.array(picked["train_loss_initial"], pa.float64()),
         "train_loss_final": pa.array(picked["train_loss_final"], pa.float64()),
         "train_accuracy_final": pa.array(

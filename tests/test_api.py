@@ -70,7 +70,7 @@ def test_layers_table_is_long_and_matches_the_list_columns(tiny):
     out, frame = tiny
     long = sweep.load(out, layers=True)
     assert list(long.columns) == [
-        "config_id", "depth", "sigma_w", "sigma_b", "width", "init", "activation", "seed",
+        "config_id", "depth", "sigma_w", "sigma_b", "width", "init", "activation", "seed", "learning_rate",
         "layer", "log10_act_norm", "log10_grad_norm",
     ]
     assert len(long) == int((frame["depth"] + 1).sum())

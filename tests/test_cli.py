@@ -39,6 +39,8 @@ BAD_SPECS = {
     "nested-init": ('[axes]\ndepth = [1]\nsigma_w = [1.0]\nwidth = [2]\ninit = [["gaussian"]]\n', "init"),
     "huge-range": ("[axes]\ndepth = [1]\nsigma_w = {start = 0, stop = 1e308, step = 1e-300}\nwidth = [2]\n", "sigma_w"),
     "huge-depth": ("[axes]\ndepth = [1000000000000]\nsigma_w = [1.0]\nwidth = [2]\n", "depth"),
+    "unknown-draws": ('[axes]\ndepth = [1]\nsigma_w = [1.0]\nwidth = [2]\n[settings]\ndraws = "fresh"\n', "draws"),
+    "independent-with-train": ('[axes]\ndepth = [1]\nsigma_w = [1.0]\nwidth = [2]\n[settings]\ndraws = "independent"\n[train]\nsteps = 3\n', "draws"),
     "dtype-not-string": ("[axes]\ndepth = [1]\nsigma_w = [1.0]\nwidth = [2]\n[settings]\ndtype = 3\n", "dtype"),
 }
 

@@ -1,4 +1,4 @@
-"""Sharded over 4 CPU devices equals one device. Runs in a subprocess, because the device
+"""Sharded over 4 CPU devices equals one device, measurements and training. Runs in a subprocess, because the device
 count is fixed when JAX starts and the rest of the suite runs on one device."""
 
 import json
@@ -19,7 +19,13 @@ axes = {"depth": [2, 6], "sigma_w": [0.7, 1.0, 1.3], "sigma_b": [0.0, 0.1], "wid
         "init": ["gaussian", "orthogonal"], "activation": ["tanh"], "seed": [0, 3]}
 frame = sweep.run({"name": "devices", "axes": axes}, out=sys.argv[1])
 frame = frame.set_index("config_id").sort_index()
+trained = sweep.run({"name": "devices-train", "axes": {"depth": [1, 3], "sigma_w": [0.9, 1.1], "width": [8],
+                     "activation": ["tanh"]}, "train": {"steps": 10, "task": "teacher", "learning_rate": [0.05, 0.2]}},
+                    out=sys.argv[1] + "-train").set_index("config_id").sort_index()
 print(json.dumps({
+    "train_ids": list(trained.index),
+    "train_loss_final": trained["train_loss_final"].tolist(),
+    "train_curve": __import__('numpy').concatenate(trained["train_loss_curve"].to_list()).tolist(),
     "ids": list(frame.index),
     "gain": frame["log10_backward_gain"].tolist(),
     "act": np.concatenate(frame["log10_act_norm"].to_list()).tolist(),
@@ -41,6 +47,9 @@ def _run(tmp_path, devices):
 def test_four_devices_equal_one(tmp_path):
     one, four = _run(tmp_path, 1), _run(tmp_path, 4)
     assert one["ids"] == four["ids"] and one["status"] == four["status"]
+    # Training: each device trains its share of the configs; float32 throughout, same bits.
+    assert one["train_ids"] == four["train_ids"] and len(one["train_ids"]) == 8
+    assert one["train_loss_final"] == four["train_loss_final"] and one["train_curve"] == four["train_curve"]
     # float32 network state is bitwise equal; float64 bookkeeping to a few ulps (see test_engine).
     for key in ["gain", "act", "jac"]:
         np.testing.assert_allclose(four[key], one[key], rtol=1e-12, atol=1e-12, err_msg=key)

@@ -79,14 +79,21 @@ def test_padded_equals_unpadded(reference, run_sweep):
     assert_same_rows(shallow, reference)
 
 
-def test_each_bucket_compiles_once(run_sweep):
+def test_one_program_per_width_compiles_once(run_sweep):
     engine.compiled.cache_clear()
     before = engine.TRACE_COUNT["families"]
-    # 2 buckets x 2 seeds x 5 sigma values, in chunks of 2 families: 10 chunks, the last of
-    # each (bucket, seed) padded, and still one compile per bucket.
-    axes = {**AXES, "sigma_w": [0.7, 0.8, 0.9, 1.0, 1.1], "sigma_b": [0.0], "init": ["gaussian"]}
+    # 2 inits x 2 activations x 2 seeds x 5 sigma values, in chunks of 2 families: 24
+    # chunks, the last of each (bucket, seed) padded, and one program (per width) compiles.
+    axes = {**AXES, "sigma_w": [0.7, 0.8, 0.9, 1.0, 1.1], "sigma_b": [0.0]}
     run_sweep(axes, chunk_size=2 * len(AXES["depth"]))
-    assert engine.TRACE_COUNT["families"] - before == 2
+    assert engine.TRACE_COUNT["families"] - before == 1
+
+
+def test_a_bucket_alone_equals_its_branch_of_a_shared_program(reference, run_sweep):
+    """orthogonal + relu run by a program of its own equals the same rows of the reference,
+    whose program switches between 2 inits and 2 activations."""
+    alone = run_sweep({**AXES, "init": ["orthogonal"], "activation": ["relu"]})
+    assert_same_rows(alone, reference)
 
 
 def test_shallower_depths_are_prefixes(reference):
@@ -106,3 +113,14 @@ def test_all_dtypes_and_losses_run(run_sweep):
             )
             assert (frame["dtype"] == dtype).all()
             assert np.isfinite(frame[["log10_forward_gain", "log10_backward_gain"]].to_numpy()).all()
+
+
+def test_a_lone_wide_family_equals_the_same_family_in_a_chunk(tmp_path):
+    """Regression: at B·N >= 512 XLA:CPU once miscompiled the batch Gram matrix of a chunk of
+    one family (gradient norms off by ~0.6 decades); alone and in company must agree."""
+    from sweep import api
+
+    axes = {"depth": [2, 4], "sigma_w": [0.9, 1.2, 1.5], "width": [64], "activation": ["tanh"]}
+    together = api.run({"name": "wide", "axes": axes}, str(tmp_path / "together"))
+    alone = api.run({"name": "wide", "axes": axes}, str(tmp_path / "alone"), chunk_size=2)  # one family per chunk
+    assert_same_rows(alone, together)

@@ -9,23 +9,23 @@ import pytest
 from sweep import engine, network, spec
 
 SHAPES = {
-    "narrow-deep": (2, tuple(range(1, 121)), "linear"),
-    "medium-few-depths": (16, (10, 80, 160), "relu"),
-    "wide": (96, tuple(range(2, 33, 2)), "tanh"),
+    "narrow-deep": (2, tuple(range(1, 121)), "linear", "shared"),
+    "medium-few-depths": (16, (10, 80, 160), "relu", "shared"),
+    "wide": (96, tuple(range(2, 33, 2)), "tanh", "shared"),
+    "independent": (32, (60,), "tanh", "independent"),
 }
 
 
 def xla_bytes(bucket, n_families):
-    compiled = engine.compiled(bucket, 1).lower(
-        jnp.ones(n_families), jnp.zeros(n_families), jnp.int32(0), jax.random.key(0)
-    ).compile()
+    per_family = (jnp.ones(n_families), jnp.zeros(n_families), jnp.full(n_families, bucket.max_depth), jnp.zeros((n_families, 2), jnp.uint32))
+    compiled = engine.compiled(bucket, 1).lower(*per_family, jnp.int32(0), jax.random.key(0), jnp.int32(0), jnp.int32(0)).compile()
     stats = compiled.memory_analysis()
     return stats.temp_size_in_bytes + stats.argument_size_in_bytes + stats.output_size_in_bytes
 
 
-@pytest.mark.parametrize("width, depths, activation", SHAPES.values(), ids=SHAPES.keys())
-def test_estimate_bounds_xla_memory_analysis(width, depths, activation):
-    bucket = network.Bucket(width, "gaussian", activation, "float32", 8, "cotangent", depths)
+@pytest.mark.parametrize("width, depths, activation, draws", SHAPES.values(), ids=SHAPES.keys())
+def test_estimate_bounds_xla_memory_analysis(width, depths, activation, draws):
+    bucket = network.Bucket(width, "gaussian", activation, "float32", 8, "cotangent", depths, draws)
     two, six = xla_bytes(bucket, 2), xla_bytes(bucket, 6)
     per_family = (six - two) / 4
     assert per_family <= engine.family_bytes(bucket) <= 4 * per_family

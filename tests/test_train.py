@@ -7,6 +7,7 @@ import math
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pandas as pd
 import pytest
 
 from sweep import cli, engine, network, spec, store, tasks, train
@@ -96,22 +97,23 @@ def test_train_columns_pick_rows_and_split_by_memory():
     chunk = engine.Chunk(b, 0, np.array([1.0, 1.5, 1.5]), np.array([0.1, 0.2, 0.2]), 2)
     row_depth, family_of_row = np.array([1, 3, 1, 3]), np.array([0, 0, 1, 1])
     settings = spec.TrainSettings(steps=12, optimizer="momentum", learning_rate=0.05, batch_size=8, task="digits")
-    whole = train.train_columns(chunk, row_depth, family_of_row, settings, 0)
-    split = train.train_columns(chunk, row_depth, family_of_row, settings, 0, memory_budget=1)
+    whole = train.train_columns(chunk, row_depth, family_of_row, [0.05] * 4, settings, 0)
+    split = train.train_columns(chunk, row_depth, family_of_row, [0.05] * 4, settings, 0, memory_budget=1)
     assert set(whole) == {f.name for f in store.TRAIN_FIELDS}
     for name in whole:
         assert whole[name].type == train.COLUMNS[name] and len(whole[name]) == 4
         assert whole[name].equals(split[name]), name
     family_1 = train.train_chunk([1.5, 1.5], [0.2, 0.2], [1, 3], 0, jax.random.key(0), b, settings)
     np.testing.assert_array_equal(whole["train_loss_final"].to_numpy()[2:], family_1["train_loss_final"])
-    nulls = train.train_columns(chunk, row_depth, family_of_row, None, 0)
+    nulls = train.train_columns(chunk, row_depth, family_of_row, [None] * 4, None, 0)
     assert all(column.null_count == 4 for column in nulls.values())
 
 
 def xla_bytes(b, settings, n_configs):
     x, y = tasks.get(settings.task).data(b.width)
     program = train.compiled(b, settings, (b.max_depth,) * n_configs, train.DEFAULT_DEPTH_GROUPS)
-    args = (jnp.ones(n_configs), jnp.zeros(n_configs), jnp.int32(0), jax.random.key(0), jnp.asarray(x), jnp.asarray(y))
+    per_config = (jnp.ones(n_configs), jnp.zeros(n_configs), jnp.full(n_configs, 0.01))
+    args = (*per_config, jnp.int32(0), jax.random.key(0), jnp.asarray(x), jnp.asarray(y))
     stats = program.lower(*args).compile().memory_analysis()
     return stats.temp_size_in_bytes + stats.argument_size_in_bytes + stats.output_size_in_bytes
 
@@ -168,7 +170,9 @@ BAD_TRAIN = {
     "zero-learning-rate": ("[train]\nlearning_rate = 0\n", "train.learning_rate"),
     "negative-learning-rate": ("[train]\nlearning_rate = -0.1\n", "train.learning_rate"),
     "nan-learning-rate": ("[train]\nlearning_rate = nan\n", "train.learning_rate"),
-    "learning-rate-axis": ("[train]\nlearning_rate = [0.1, 0.01]\n", "not supported"),
+    "empty-learning-rates": ("[train]\nlearning_rate = []\n", "train.learning_rate"),
+    "negative-learning-rate-in-list": ("[train]\nlearning_rate = [0.1, -0.01]\n", "train.learning_rate"),
+    "learning-rate-range-without-num": ("[train]\nlearning_rate = {start = 0.1, stop = 1}\n", "train.learning_rate"),
     "zero-batch-size": ("[train]\nbatch_size = 0\n", "train.batch_size"),
     "unknown-key": ("[train]\nepochs = 3\n", "epochs"),
     "not-a-table": ('train = "yes"\n' + AXES, "train"),
@@ -186,3 +190,33 @@ def test_bad_train_is_one_line_exit_2_and_writes_nothing(tmp_path, capsys, text,
     assert code == 2 and len(lines) == 1, captured.err
     assert lines[0].startswith("sweep: error:") and expected in lines[0], lines[0]
     assert "Traceback" not in captured.err and captured.out == "" and not out.exists()
+
+
+def test_learning_rate_axis_rows_equal_single_rate_sweeps(tmp_path):
+    """[train] learning_rate as a list: one row per (config, rate), measurements repeated,
+    and each rate's training equal, bit for bit, to a sweep with only that rate."""
+    import sweep
+
+    axes = {"depth": [1, 3], "sigma_w": [0.8, 1.2], "width": [8], "activation": ["tanh"]}
+    train_table = {"steps": 20, "optimizer": "momentum", "batch_size": 16, "task": "teacher"}
+    rates = [0.02, 0.3]
+    both = sweep.run({"name": "lr", "axes": axes, "train": {**train_table, "learning_rate": rates}}, out=str(tmp_path / "both"))
+    assert len(both) == 2 * 2 * 2 and both["config_id"].is_unique
+    assert sorted(set(both["learning_rate"])) == rates
+    per_config = both.groupby(["sigma_w", "depth"])
+    assert (per_config["log10_backward_gain"].nunique() == 1).all() and (per_config.size() == 2).all()
+    train_names = [f.name for f in store.TRAIN_FIELDS if f.name != "train_loss_curve"]
+    for rate in rates:
+        alone = sweep.run({"name": "lr1", "axes": axes, "train": {**train_table, "learning_rate": rate}}, out=str(tmp_path / f"r{rate}"))
+        mine = both[both["learning_rate"] == rate].reset_index(drop=True)
+        pd.testing.assert_frame_equal(mine[train_names], alone[train_names], check_exact=True, check_dtype=False)
+        np.testing.assert_array_equal(np.stack(mine["train_loss_curve"]), np.stack(alone["train_loss_curve"]))
+    # A larger rate trains the shallow critical-ish nets further in these few steps.
+    final = both.pivot_table(index=["sigma_w", "depth"], columns="learning_rate", values="train_loss_final")
+    assert (final[0.3] < final[0.02]).all()
+
+
+def test_learning_rate_range_table():
+    sweep_spec = spec.from_dict({"axes": {"depth": [1], "sigma_w": [1.0], "width": [8]}, "train": {"learning_rate": {"start": 0.001, "stop": 0.1, "num": 3, "log": True}}})
+    assert sweep_spec.train.learning_rate == pytest.approx((0.001, 0.01, 0.1))
+    assert sweep_spec.n_configs == 3 and list(sweep_spec.configs().columns) == [*spec.AXES, "learning_rate", "config_id"]
