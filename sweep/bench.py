@@ -75,10 +75,19 @@ def gemm_peak_flops(size: int = 2048, repeats: int = 5) -> float:
 def per_config_loop(sweep: spec.Spec, rows, root_seed: int):
     """Evaluates each row alone (one family, one depth) with its program compiled first.
 
+    Rows run in order of depth, and the compiled programs of a depth are dropped once it is
+    done: each XLA:CPU executable holds hundreds of memory mappings, and a few hundred of
+    them exceed Linux's default limit of 65,530 (the process dies with "Cannot allocate
+    memory").
+
     Returns (seconds excluding compiles, {config_id: log10_backward_gain}).
     """
     seconds, gains = 0.0, {}
-    for row in rows.itertuples(index=False):
+    for row in rows.sort_values("depth", kind="stable").itertuples(index=False):
+        if gains and row.depth != previous_depth:
+            engine.compiled.cache_clear()
+            jax.clear_caches()
+        previous_depth = row.depth
         bucket = network.Bucket(row.width, row.init, row.activation, sweep.dtype, sweep.batch, sweep.loss, (row.depth,))
         chunk = engine.Chunk(bucket, row.seed, np.array([row.sigma_w]), np.array([row.sigma_b]), 1)
         engine.evaluate_chunk(chunk, root_seed)  # compile (excluded) and warm up

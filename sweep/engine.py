@@ -240,6 +240,13 @@ def _list_column(values: np.ndarray, lengths: np.ndarray) -> pa.Array:
     return pa.ListArray.from_arrays(pa.array(offsets), pa.array(values[mask], pa.float64()))
 
 
+def _prefix_list_column(values: np.ndarray, row_of: np.ndarray, lengths: np.ndarray) -> pa.Array:
+    """values (F, K); row r is values[row_of[r], :lengths[r]], as list<double>."""
+    offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int32)
+    flat = np.concatenate([values[f, :n] for f, n in zip(row_of, lengths)]) if len(lengths) else np.zeros(0)
+    return pa.ListArray.from_arrays(pa.array(offsets), pa.array(flat, pa.float64()))
+
+
 def to_table(chunk: Chunk, result: dict[str, np.ndarray], root_seed: int = 0) -> pa.Table:
     """One row per (family, measured depth, learning rate), in the store's schema; the
     rows of one (family, depth) share their measurements and differ in training."""
@@ -254,26 +261,32 @@ def to_table(chunk: Chunk, result: dict[str, np.ndarray], root_seed: int = 0) ->
     measured_row = np.repeat(np.arange(n_families * n_depths), n_rates)
     row_rate = np.tile(np.asarray(rates, dtype=float if chunk.train else object), n_families * n_depths)
 
-    act = result["log10_act_norm"][family_of_row]  # (R, L+1)
-    grad = result["log10_grad_norm"].reshape(n_families * n_depths, -1)[measured_row]  # (R, L)
-    jac = result["log10_jac_sv"].reshape(n_families * n_depths, 2)[measured_row]  # (R, 2)
-    gain_fwd = act[np.arange(len(row_depth)), row_depth] - act[:, 0]
-    gain_bwd = result["log10_backward_gain"].reshape(-1)[measured_row]
+    # Row arrays are never (R, L+1) copies of the family's activations: at 1,000 depths a
+    # chunk has 10^5 rows, and such copies were most of a run's peak memory.
+    act = result["log10_act_norm"][:n_families]  # (F, L+1)
+    per_row = (lambda x: x) if n_rates == 1 else (lambda x: x[measured_row])  # noqa: E731  no copy of the big one
+    grad = per_row(result["log10_grad_norm"].reshape(n_families * n_depths, -1))  # (R, L)
+    jac = per_row(result["log10_jac_sv"].reshape(n_families * n_depths, 2))  # (R, 2)
+    gain_fwd = act[family_of_row, row_depth] - act[family_of_row, 0]
+    gain_bwd = per_row(result["log10_backward_gain"].reshape(-1))
 
     def first_within_depth(flags):
         first = _first_layer(flags)[family_of_row]
         return np.where((first > 0) & (first <= row_depth), first, 0)
 
     overflow = first_within_depth(result["overflow"])
-    dead = np.isneginf(act[np.arange(len(row_depth)), row_depth])  # every output activation exactly 0
+    dead = np.isneginf(act[family_of_row, row_depth])  # every output activation exactly 0
     underflow = first_within_depth(result["underflow"] & ~result["dead"])
-    within = np.arange(act.shape[1])[None, :] <= row_depth[:, None]
-    finite_or_dead = lambda x: ~np.isnan(x)  # noqa: E731  -inf is a real answer (a dead net)
-    nonfinite = ~(
-        np.all(finite_or_dead(act) | ~within, axis=1)
-        & np.all(finite_or_dead(grad) | ~within[:, 1:], axis=1)
-        & finite_or_dead(gain_bwd)
-        & np.all(finite_or_dead(jac), axis=1)
+    # NaN anywhere within the row's depth (-inf is a real answer: a dead net). Activation
+    # l = 0..L is "layer" l + 1 for _first_layer; gradient norms above a row's depth are NaN
+    # by design, so only a first NaN at or below it counts.
+    first_nan_act = _first_layer(np.isnan(act))[family_of_row]
+    first_nan_grad = _first_layer(np.isnan(grad))
+    nonfinite = (
+        ((first_nan_act > 0) & (first_nan_act <= row_depth + 1))
+        | ((first_nan_grad > 0) & (first_nan_grad <= row_depth))
+        | np.isnan(gain_bwd)
+        | np.isnan(jac).any(axis=1)
     )
     status = np.select(
         [nonfinite, dead, overflow > 0, underflow > 0],
@@ -303,7 +316,7 @@ def to_table(chunk: Chunk, result: dict[str, np.ndarray], root_seed: int = 0) ->
         "activation": pa.array([bucket.activation] * n_rows, pa.string()),
         "seed": pa.array(np.full(n_rows, chunk.seed), pa.int64()),
         "dtype": pa.array([bucket.dtype] * n_rows, pa.string()),
-        "log10_act_norm": _list_column(act, row_depth + 1),
+        "log10_act_norm": _prefix_list_column(act, family_of_row, row_depth + 1),
         "log10_forward_gain": pa.array(gain_fwd, pa.float64()),
         "log10_grad_norm": _list_column(grad, row_depth),
         "log10_backward_gain": pa.array(gain_bwd, pa.float64()),

@@ -41,3 +41,13 @@ def test_torch_baseline_gives_the_engines_numbers(request):
         off = bench_torch.metrics(data, row.sigma_w * 1.001, row.sigma_b, row.depth, row.activation)
         assert bench_torch.difference(off, row._asdict())[1] > 1
     assert len(rows) == 12 and singular > 0
+
+
+def test_the_million_config_sweep_is_a_million_configs():
+    """scripts/million.py's spec: the issue's 1,000,000 configs, as 1,000 families."""
+    import runpy
+
+    million = runpy.run_path("scripts/million.py", run_name="million")
+    sweep = million["million_spec"](10)
+    assert sweep.n_configs == 1_000_000
+    assert len(sweep.axes["depth"]) == 1000 and len(sweep.axes["sigma_w"]) == 100 and sweep.axes["width"] == (16,)
