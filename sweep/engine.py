@@ -3,10 +3,11 @@
 A bucket fixes everything static (width, init, activation, dtype, probe batch, loss and
 the measured depths). Buckets that differ only in init and activation share one compiled
 program (program_of: the sweep's inits and activations as lax.switch branches, the
-chunk's picked by index at run time), so a sweep compiles about once per width. A chunk is up to `chunk_families` families of
-one bucket that share a seed, and so share every weight matrix; the last chunk of a
-bucket is padded with copies of a real family, and the copies are dropped. Nothing here
-touches files: `evaluate` yields Arrow tables, one per chunk.
+chunk's picked by index at run time), so a sweep compiles about once per width. A chunk
+is up to `chunk_families` families of one bucket that share a seed, and so share every
+weight matrix; the last chunk of a bucket is padded with copies of a real family, and the
+copies are dropped. Nothing here touches files: `evaluate` yields Arrow tables, one per
+chunk.
 
 With independent draws a family is one config: configs are sorted by depth and split into
 a few depth groups (network.depth_groups), each a bucket of depths (L,) for its deepest,
@@ -54,7 +55,6 @@ class Chunk:
     @property
     def n_rows(self) -> int:
         return self.n_valid * len(self.bucket.depths) * len(self.learning_rates)
-
 
 
 def config_words(chunk: Chunk) -> np.ndarray:
@@ -335,15 +335,27 @@ def theory_columns(bucket: network.Bucket, sigma_w, sigma_b, depth) -> dict[str,
     """Mean-field predictions for each row (R,). They hold for i.i.d. inits and share chi1
     with orthogonal; the identity init is deterministic, so only identity+linear (where
     the prediction, a gain of sigma_w per layer, is exact) gets values, others get null."""
-    predicted = {k: np.asarray(v) for k, v in theory.predict(bucket.activation, sigma_w, sigma_b, depth).items()}
     applies = bucket.init != "identity" or bucket.activation == "linear"
+    if not applies:  # all null: nothing to predict
+        return {name: pa.nulls(len(depth), store.SCHEMA.field(name).type) for name in THEORY_COLUMNS}
+    grid = tuple(np.ascontiguousarray(v, dtype).tobytes() for v, dtype in ((sigma_w, float), (sigma_b, float), (depth, np.int64)))
+    predicted = dict(_predicted(bucket.activation, *grid))
     phase_code = predicted.pop("theory_phase")
-    out = {}
-    for name, values in predicted.items():
-        out[name] = pa.array(values if applies else np.full(len(depth), np.nan), pa.float64(), mask=~np.full(len(depth), applies))
+    out = {name: pa.array(values, pa.float64()) for name, values in predicted.items()}
     phases = np.asarray(theory.PHASES + ("",))[phase_code]
-    out["theory_phase"] = pa.array(phases, pa.string(), mask=(phase_code < 0) | (not applies))
+    out["theory_phase"] = pa.array(phases, pa.string(), mask=phase_code < 0)
     return out
+
+
+THEORY_COLUMNS = [name for name in store.SCHEMA.names if name.startswith("theory_")]
+
+
+@functools.lru_cache(maxsize=8)
+def _predicted(activation: str, sigma_w: bytes, sigma_b: bytes, depth: bytes) -> tuple:
+    """theory.predict of a chunk's rows, kept for the next chunk with the same grid: the
+    prediction does not depend on init or width, and a sweep repeats it for each."""
+    arrays = (np.frombuffer(sigma_w), np.frombuffer(sigma_b), np.frombuffer(depth, np.int64))
+    return tuple((k, np.asarray(v)) for k, v in theory.predict(activation, *arrays).items())
 
 
 def evaluate(chunks, root_seed: int) -> Iterator[tuple[Chunk, pa.Table]]:

@@ -91,3 +91,15 @@ def test_plan_groups_depths_and_pads_to_whole_chunks():
     tops = {int(d): c.bucket.max_depth for c in chunks for d in c.depth[: c.n_valid]}
     assert sorted(tops) == list(range(1, 41)) and all(d <= top for d, top in tops.items())
     assert [tops[d] for d in sorted(tops)] == sorted(tops[d] for d in tops)
+
+
+def test_wide_configs_give_the_same_numbers_alone(tmp_path):
+    """Width 64: each config's own weights enter batched products (one per family), which
+    XLA may special-case for a chunk of one; the float32 state must not notice."""
+    axes = {"depth": [2, 4], "sigma_w": [0.9, 1.4], "width": [64], "activation": ["tanh"]}
+    whole = independent(axes, tmp_path / "whole").set_index("config_id").sort_index()
+    alone = independent(axes, tmp_path / "alone", chunk_size=1).set_index("config_id").sort_index()
+    for column in ["log10_forward_gain", "log10_backward_gain", "log10_jac_sv_max", "log10_jac_sv_min"]:
+        np.testing.assert_allclose(whole[column], alone[column], rtol=1e-12, atol=1e-14, err_msg=column)
+    grads = [np.concatenate(f["log10_grad_norm"].to_list()) for f in (whole, alone)]
+    np.testing.assert_allclose(*grads, rtol=1e-12, atol=1e-14)
