@@ -299,7 +299,8 @@ def to_table(chunk: Chunk, result: dict[str, np.ndarray], root_seed: int = 0) ->
         spec_module.config_id(
             {
                 "depth": int(d), "sigma_w": float(sw), "sigma_b": float(sb), "width": bucket.width,
-                "init": bucket.init, "activation": bucket.activation, "seed": chunk.seed, "learning_rate": rate,
+                "init": bucket.init, "activation": bucket.activation, "seed": chunk.seed,
+                "learning_rate": None if rate is None else float(rate),
             }
         )
         for d, sw, sb, rate in zip(row_depth, sigma_w, sigma_b, row_rate)

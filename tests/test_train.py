@@ -211,6 +211,8 @@ def test_learning_rate_axis_rows_equal_single_rate_sweeps(tmp_path):
         mine = both[both["learning_rate"] == rate].reset_index(drop=True)
         pd.testing.assert_frame_equal(mine[train_names], alone[train_names], check_exact=True, check_dtype=False)
         np.testing.assert_array_equal(np.stack(mine["train_loss_curve"]), np.stack(alone["train_loss_curve"]))
+    # Resume: the ids written are the ids the spec asks for, so a rerun computes nothing.
+    assert set(both["config_id"]) == set(spec.from_dict({"axes": axes, "train": {**train_table, "learning_rate": rates}}).configs()["config_id"])
     # A larger rate trains the shallow critical-ish nets further in these few steps.
     final = both.pivot_table(index=["sigma_w", "depth"], columns="learning_rate", values="train_loss_final")
     assert (final[0.3] < final[0.02]).all()
