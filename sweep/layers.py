@@ -17,7 +17,6 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
 from . import spec as spec_module, store
 
@@ -104,6 +103,6 @@ def load_long(out_dir: str) -> pd.DataFrame:
     needed = [*ID_COLUMNS, *LIST_COLUMNS]
     if not files:
         return long_table(store.SCHEMA.empty_table().select(needed))
-    table = pa.concat_tables(pq.read_table(p, columns=needed) for p in files)
+    table = store.read_parts(files, needed)
     order = pc.sort_indices(table, sort_keys=[(k, "ascending") for k in SORT_KEYS])
     return long_table(table.take(order))

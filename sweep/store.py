@@ -188,10 +188,26 @@ def done_ids(out_dir: str) -> set[str]:
     return done
 
 
+def read_parts(files, columns: list[str] | None = None, filters=None) -> pa.Table:
+    """The rows of these parts in SCHEMA (or the given columns of it). A part written by
+    an older version that lacks a column (learning_rate came later) reads it as nulls."""
+    names = columns or SCHEMA.names
+    tables = []
+    for path in files:
+        present = set(pq.read_schema(path).names)
+        table = pq.read_table(path, columns=[c for c in names if c in present], filters=filters)
+        for name in names:
+            if name not in present:
+                table = table.append_column(SCHEMA.field(name), pa.nulls(len(table), SCHEMA.field(name).type))
+        tables.append(table.select(names))
+    if not tables:
+        return pa.schema([SCHEMA.field(n) for n in names]).empty_table()
+    return pa.concat_tables(tables)
+
+
 def read_column(out_dir: str, name: str) -> pa.ChunkedArray:
     """One column of every part, without reading the others."""
-    tables = [pq.read_table(p, columns=[name]) for p in parts(out_dir)]
-    return pa.concat_tables(tables).column(name) if tables else pa.chunked_array([], SCHEMA.field(name).type)
+    return read_parts(parts(out_dir), [name]).column(name)
 
 
 def write_part(out_dir: str, table: pa.Table, record: dict) -> str:
@@ -221,7 +237,7 @@ def load(out_dir: str, where: dict | None = None) -> pd.DataFrame:
     if not files:
         return SCHEMA.empty_table().to_pandas()
     filters = [(column, "==", value) for column, value in (where or {}).items()] or None
-    table = pa.concat_tables(pq.read_table(p, filters=filters) for p in files)
+    table = read_parts(files, filters=filters)
     # Integer columns with nulls (overflow_layer, underflow_layer) come back as float64 NaN;
     # so do boolean ones (the train columns of a sweep without [train]), not as objects.
     for index, field in enumerate(table.schema):

@@ -117,3 +117,18 @@ def test_the_same_grid_reordered_or_renamed_resumes(tmp_path):
     api.run(SPEC, out)
     reordered = {"name": "renamed", "axes": {**AXES, "activation": ["relu", "tanh"], "sigma_w": [1.4, 0.9, 1.1]}}
     assert len(api.run(reordered, out)) == len(api.run(SPEC, out))
+
+
+def test_a_part_from_before_the_learning_rate_column_still_loads(tmp_path):
+    """A directory resumed across versions: an older part lacks learning_rate; it reads as null."""
+    import sweep
+
+    out = str(tmp_path / "mixed")
+    api.run(SPEC, out)
+    first = store.parts(out)[0]
+    old = pq.read_table(first)
+    pq.write_table(old.drop_columns(["learning_rate"]), first)
+    frame = sweep.load(out)
+    assert len(frame) == 24 and frame["learning_rate"].isna().all()
+    assert len(sweep.load(out, layers=True)) == int((frame["depth"] + 1).sum())
+    assert len(store.read_column(out, "learning_rate")) == 24
