@@ -109,8 +109,9 @@ def _host_available_bytes() -> int:
 
 def chunk_families(bucket: network.Bucket, memory_budget: int, chunk_size: int | None, train_settings=None) -> int:
     """Families per chunk: from --chunk-size (in configs) if given, else from the budget."""
-    if chunk_size is not None:
-        return max(1, chunk_size // len(bucket.depths))
+    if chunk_size is not None:  # configs = rows: each family is every depth at every learning rate
+        rates = len(train_settings.learning_rate) if train_settings is not None else 1
+        return max(1, chunk_size // (len(bucket.depths) * rates))
     per_family = family_bytes(bucket)
     if train_settings is not None:  # every depth and learning rate of a family trains, with its optimizer state
         trained = len(bucket.depths) * len(train_settings.learning_rate)

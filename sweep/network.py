@@ -294,7 +294,8 @@ def forward(sigma_w, sigma_b, keys, bucket: Bucket, depth=None, activation_index
         # Jacobian at probe 0, J = D_l W_l ... D_1 W_1, and its inverse, each kept as a
         # unit-norm matrix and a log-scale: sigma_max(J) and 1/sigma_max(J^-1) are then
         # exact to rounding however ill-conditioned J becomes. Both are updated as rows
-        # times a shared matrix, so no family's bits depend on the chunk.
+        # times a shared matrix, so no family's bits depend on the chunk (with independent
+        # draws each family's own: float64 products that may differ by an ulp with it).
         # jac_t holds J^T: J^T <- J^T W^T D.
         d0 = dphi[:, 0].astype(jnp.float64)
         w64 = w_hat.astype(jnp.float64)

@@ -222,3 +222,11 @@ def test_learning_rate_range_table():
     sweep_spec = spec.from_dict({"axes": {"depth": [1], "sigma_w": [1.0], "width": [8]}, "train": {"learning_rate": {"start": 0.001, "stop": 0.1, "num": 3, "log": True}}})
     assert sweep_spec.train.learning_rate == pytest.approx((0.001, 0.01, 0.1))
     assert sweep_spec.n_configs == 3 and list(sweep_spec.configs().columns) == [*spec.AXES, "learning_rate", "config_id"]
+
+
+def test_chunk_size_counts_rows_of_every_learning_rate():
+    """--chunk-size is in configs (rows): a family of 2 depths at 2 rates is 4 of them."""
+    b = bucket(depths=(1, 3))
+    two_rates = spec.TrainSettings(steps=5, task="teacher", learning_rate=(0.1, 0.2))
+    assert engine.chunk_families(b, 2**30, 8, two_rates) == 2
+    assert engine.chunk_families(b, 2**30, 8, None) == 4
