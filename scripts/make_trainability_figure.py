@@ -94,8 +94,6 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     try:
         frame = api.run(spec_module.preset("trainability"), args.results, progress=True)
-        if "trainable" not in frame.columns or frame["trainable"].isna().all():
-            raise ValueError("the rows have no train columns: this engine does not run the [train] probe yet")
         frame = with_theory(frame)
         k, errors, k_lo, k_hi = fit_xi_multiple(
             frame["depth"].to_numpy(float), frame["xi_c"].to_numpy(float), frame["trainable"].to_numpy(bool)

@@ -120,7 +120,8 @@ def chunk_families(bucket: network.Bucket, memory_budget: int, chunk_size: int |
 
 
 def plan(sweep: spec_module.Spec, families, memory_budget: int | None = None, chunk_size: int | None = None):
-    """Chunks that cover `families` (a table with the FAMILY_AXES columns)."""
+    """Chunks that cover `families`: a table with the sweep's unit_axes columns (families;
+    single configs with independent draws)."""
     memory_budget = memory_budget or default_memory_budget()
     if sweep.draws == "independent":
         return _plan_independent(sweep, families, memory_budget, chunk_size)

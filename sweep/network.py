@@ -161,13 +161,15 @@ def _log(x):
 
 
 def normalise(v, log_v, dtype):
-    """Splits exp(log_v) * v (..., N) into a unit-RMS vector in `dtype` and its log-scale."""
+    """Splits exp(log_v) * v (..., N) into a unit-RMS vector in `dtype` and its log-scale;
+    also returns ln RMS of the pair, exact (the rounded vector is unit RMS only to rounding)."""
     rms, unit = _rms(v)
     rounded = unit.astype(dtype)
     # Charge the rounding's effect on the norm to the scale, so the pair (rounded, log)
     # has exactly v's norm; otherwise a unit vector re-normalised every layer drifts.
     rounded_rms, _ = _rms(rounded)
-    return rounded, log_v + jnp.log(rms) - jnp.log(jnp.where(rms > 0, rounded_rms, 1.0))
+    log_rms = log_v + jnp.log(rms)
+    return rounded, log_rms - jnp.log(jnp.where(rms > 0, rounded_rms, 1.0)), log_rms
 
 
 def add_scaled(log_p, p, log_q, q, compute_dtype):
@@ -233,10 +235,10 @@ def _forward_one(a_hat, log_a, raw, sigma_w, sigma_b, w_hat, b_hat, activation_i
         return lambda h, log_h, raw_pre: (*scaled_activation(act, h, log_h, compute_dtype), act.fn(raw_pre).astype(dtype))
 
     v, log_v, dphi, raw = _select(bucket.activation, activation_index, branch)(h, log_h, raw_pre)
-    a_hat, log_a = normalise(v, log_v, dtype)
+    a_hat, log_a, log_norm = normalise(v, log_v, dtype)
     overflow = ~jnp.all(jnp.isfinite(raw))
     underflow = jnp.all(raw == 0)
-    return a_hat, log_a, raw, dphi.astype(dtype), overflow, underflow
+    return a_hat, log_a, log_norm, raw, dphi.astype(dtype), overflow, underflow
 
 
 def _unit_matrices(m, log_m):
@@ -278,7 +280,7 @@ def forward(sigma_w, sigma_b, keys, bucket: Bucket, depth=None, activation_index
     log_sigma_w = _log(sigma_w)
     own = 0 if bucket.independent else None  # the weights' vmap axis: per family, or shared
     x = jax.vmap(probe_inputs, (own, None))(keys, bucket) if bucket.independent else probe_inputs(keys, bucket)
-    x_hat, log_x = normalise(x, jnp.zeros(x.shape[:-1], jnp.float64), jnp.dtype(bucket.dtype))
+    x_hat, log_x, log_norm_x = normalise(x, jnp.zeros(x.shape[:-1], jnp.float64), jnp.dtype(bucket.dtype))
     layer_step = jax.vmap(functools.partial(_forward_one, bucket=bucket), in_axes=(0, 0, 0, 0, 0, own, own, None))
     draw = functools.partial(_draw_layer, keys, bucket=bucket)
     # Where layer l's Jacobian is kept: its depth's slot, or a scratch slot past the end.
@@ -289,7 +291,7 @@ def forward(sigma_w, sigma_b, keys, bucket: Bucket, depth=None, activation_index
         a_hat, log_a, raw, jac_t, log_jac, inv, log_inv, singular, kept = carry
         layer, slot = xs
         w_hat, b_hat = draw(layer)
-        a_hat, log_a, raw, dphi, overflow, underflow = layer_step(a_hat, log_a, raw, sigma_w, sigma_b, w_hat, b_hat, activation_index)
+        a_hat, log_a, log_norm, raw, dphi, overflow, underflow = layer_step(a_hat, log_a, raw, sigma_w, sigma_b, w_hat, b_hat, activation_index)
 
         # Jacobian at probe 0, J = D_l W_l ... D_1 W_1, and its inverse, each kept as a
         # unit-norm matrix and a log-scale: sigma_max(J) and 1/sigma_max(J^-1) are then
@@ -315,7 +317,7 @@ def forward(sigma_w, sigma_b, keys, bucket: Bucket, depth=None, activation_index
         else:
             kept = tuple(buffer.at[slot].set(value) for buffer, value in zip(kept, new))
         carry = (a_hat, log_a, raw, jac_t, log_jac, inv, log_inv, singular, kept)
-        return carry, (a_hat, log_a, _log_rms(a_hat, log_a), dphi, overflow, underflow)
+        return carry, (a_hat, log_a, log_norm, dphi, overflow, underflow)
 
     eye = jnp.eye(n, dtype=jnp.float64)
     xs0 = jnp.broadcast_to(x_hat, (n_families, *x.shape[-2:]))
@@ -335,7 +337,7 @@ def forward(sigma_w, sigma_b, keys, bucket: Bucket, depth=None, activation_index
     return {
         "a_hat": jnp.concatenate([xs0[:, None], layer_axis_second(a_hat)], axis=1),
         "log_a": jnp.concatenate([log_a0[:, None], layer_axis_second(log_a)], axis=1),
-        "log_norm": jnp.concatenate([_log_rms(xs0, log_a0)[:, None], layer_axis_second(log_norm)], axis=1),
+        "log_norm": jnp.concatenate([jnp.broadcast_to(log_norm_x, log_a0.shape)[:, None], layer_axis_second(log_norm)], axis=1),
         "dphi": layer_axis_second(dphi),
         "log_jac_sv": layer_axis_second(log_jac_sv),
         "overflow": overflow.T,
@@ -361,11 +363,11 @@ def output_cotangents(a_hat, log_a, keys, bucket: Bucket):
     shape = (bucket.batch, bucket.width)
     if bucket.loss == "cotangent":
         g = _unit_rows(keys["cotangent"], shape, jnp.float32) / math.sqrt(bucket.width)
-        g_hat, log_g = normalise(g, jnp.zeros((bucket.batch,), jnp.float64), dtype)
+        g_hat, log_g, _ = normalise(g, jnp.zeros((bucket.batch,), jnp.float64), dtype)
         return jnp.broadcast_to(g_hat, a_hat.shape), jnp.broadcast_to(log_g, log_a.shape)
     y = _unit_rows(keys["target"], shape, jnp.float32)
     diff, log_diff = add_scaled(log_a, a_hat, jnp.zeros_like(log_a), -y[None], compute_dtype)
-    return normalise(diff, log_diff - math.log(bucket.batch), dtype)
+    return normalise(diff, log_diff - math.log(bucket.batch), dtype)[:2]
 
 
 def rescale_pow2(v, log_v):
