@@ -48,7 +48,14 @@ print(lecture.lecture_table(df))
 WIDTH = int(df["width"].max())
 SIGMA_B = float(df["sigma_b"].min())
 fixed = {"width": WIDTH, "sigma_b": SIGMA_B}
-phase = plot.phase_diagram(df, x="sigma_w", y="depth", metric="log10_backward_gain", facet=("init", "activation"), where=fixed)
+phase = plot.phase_diagram(
+    df,
+    x="sigma_w",
+    y="depth",
+    metric="log10_backward_gain",
+    facet=("init", "activation"),
+    where=fixed,
+)
 show(phase, "phase.png")
 
 # %% [markdown]
@@ -57,15 +64,23 @@ show(phase, "phase.png")
 
 # %%
 layers = sweep.load(RESULTS, layers=True)
-deepest = layers[(layers["depth"] == layers["depth"].max()) & (layers["width"] == WIDTH) & (layers["sigma_b"] == SIGMA_B)]
+deepest = layers[
+    (layers["depth"] == layers["depth"].max())
+    & (layers["width"] == WIDTH)
+    & (layers["sigma_b"] == SIGMA_B)
+]
 last_layer = deepest[deepest["layer"] == deepest["depth"]]
-print(last_layer.groupby(["init", "activation"])["log10_act_norm"].describe()[["min", "50%", "max"]])
+print(
+    last_layer.groupby(["init", "activation"])["log10_act_norm"].describe()[["min", "50%", "max"]]
+)
 
 # Activation and gradient norms against layer for a few σ_w, one row per activation.
 INIT = "gaussian" if "gaussian" in set(df["init"]) else str(df["init"].iloc[0])
 sigmas = sorted(df["sigma_w"].unique())
 few = sigmas[:: max(1, (len(sigmas) - 1) // 4)]
-trajectories = plot.layer_plot(df, where={**fixed, "init": INIT, "sigma_w": few}, facet=("activation",))
+trajectories = plot.layer_plot(
+    df, where={**fixed, "init": INIT, "sigma_w": few}, facet=("activation",)
+)
 show(trajectories, "layers.png")
 
 # %% [markdown]

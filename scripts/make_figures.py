@@ -19,7 +19,8 @@ import os
 import sys
 
 import sweep
-from sweep import api, plot, spec as spec_module
+from sweep import api, plot
+from sweep import spec as spec_module
 
 DPI = 130
 
@@ -27,25 +28,48 @@ DPI = 130
 def figures(frame):
     """(file name, Figure) for every committed figure, drawn from the lecture's rows."""
     for width in (64, 2):
-        yield f"phase-backward-gain-width{width}.png", plot.phase_diagram(frame, metric="log10_backward_gain", where={"width": width})
-    yield "phase-forward-gain-width64.png", plot.phase_diagram(frame, metric="log10_forward_gain", where={"width": 64})
-    lecture = {"init": "identity", "activation": "linear", "width": 2, "sigma_w": [0.5, 0.9, 1.0, 1.1, 1.5]}
-    yield "layers-lecture-identity-width2.png", plot.layer_plot(
-        frame, where=lecture, title="The lecture's example, W = s·I (2 units, linear), L = 150: norms against layer"
+        yield (
+            f"phase-backward-gain-width{width}.png",
+            plot.phase_diagram(frame, metric="log10_backward_gain", where={"width": width}),
+        )
+    yield (
+        "phase-forward-gain-width64.png",
+        plot.phase_diagram(frame, metric="log10_forward_gain", where={"width": 64}),
+    )
+    lecture = {
+        "init": "identity",
+        "activation": "linear",
+        "width": 2,
+        "sigma_w": [0.5, 0.9, 1.0, 1.1, 1.5],
+    }
+    yield (
+        "layers-lecture-identity-width2.png",
+        plot.layer_plot(
+            frame,
+            where=lecture,
+            title="The lecture's example, W = s·I (2 units, linear), L = 150: norms against layer",
+        ),
     )
     gaussian = {"init": "gaussian", "width": 64, "sigma_w": [0.5, 0.75, 1.0, 1.25, 1.5]}
-    yield "layers-gaussian-width64.png", plot.layer_plot(frame, where=gaussian, facet=("activation",))
+    yield (
+        "layers-gaussian-width64.png",
+        plot.layer_plot(frame, where=gaussian, facet=("activation",)),
+    )
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--results", default=os.path.join("results", "lecture"), help="lecture results directory")
+    parser.add_argument(
+        "--results", default=os.path.join("results", "lecture"), help="lecture results directory"
+    )
     parser.add_argument("--figures", help="where to write the PNGs (default: --results)")
     args = parser.parse_args(argv)
     try:
         frame = api.run(spec_module.preset("lecture"), args.results, progress=True)
         for name, fig in figures(frame):
-            print("wrote", plot.save(fig, os.path.join(args.figures or args.results, name), dpi=DPI))
+            print(
+                "wrote", plot.save(fig, os.path.join(args.figures or args.results, name), dpi=DPI)
+            )
     except (sweep.SpecError, ValueError) as err:
         print(f"make_figures: error: {err}", file=sys.stderr)
         return 2

@@ -22,7 +22,8 @@ import sys
 import numpy as np
 
 import sweep
-from sweep import api, plot, spec as spec_module, theory
+from sweep import api, plot, theory
+from sweep import spec as spec_module
 
 DPI = 130
 MULTIPLES = (1, 2, 4, 6)
@@ -40,7 +41,9 @@ def fit_xi_multiple(depth, xi_c, trainable, grid=K_GRID):
 def with_theory(frame):
     frame = frame.copy()
     frame["sigma_w2"] = frame["sigma_w"] ** 2
-    frame["xi_c"] = np.asarray(theory.xi_c("tanh", frame["sigma_w"].to_numpy(), frame["sigma_b"].to_numpy()))
+    frame["xi_c"] = np.asarray(
+        theory.xi_c("tanh", frame["sigma_w"].to_numpy(), frame["sigma_b"].to_numpy())
+    )
     return frame
 
 
@@ -56,21 +59,52 @@ def figure(frame, k_best: float):
     fine = np.linspace(x_edges[0], x_edges[-1], 400)
     xi_fine = np.asarray(theory.xi_c("tanh", np.sqrt(fine), sigma_b))
     critical = theory.critical_sigma_w2("tanh", sigma_b**2)
-    panels = [("trainable", "trainable fraction (over seeds)", "Greens", (0, 1)),
-              ("train_accuracy_final", "final training accuracy", "viridis", (0.1, 1))]
+    panels = [
+        ("trainable", "trainable fraction (over seeds)", "Greens", (0, 1)),
+        ("train_accuracy_final", "final training accuracy", "viridis", (0.1, 1)),
+    ]
     n_seeds = frame["seed"].nunique()
     for ax, (column, label, cmap, (lo, hi)) in zip(axes, panels):
-        grid = frame.pivot_table(index="depth", columns="sigma_w2", values=column, aggfunc="mean").reindex(index=depths, columns=sigma_w2)
-        mesh = ax.pcolormesh(x_edges, y_edges, grid.to_numpy(float), cmap=cmap, vmin=lo, vmax=hi, shading="flat")
+        grid = frame.pivot_table(
+            index="depth", columns="sigma_w2", values=column, aggfunc="mean"
+        ).reindex(index=depths, columns=sigma_w2)
+        mesh = ax.pcolormesh(
+            x_edges, y_edges, grid.to_numpy(float), cmap=cmap, vmin=lo, vmax=hi, shading="flat"
+        )
         fig.colorbar(mesh, ax=ax, label=label, shrink=0.9)
         for k in MULTIPLES:
             ax.plot(fine, k * xi_fine, color="0.55", linewidth=1.1, linestyle=(0, (1.5, 1.5)))
             if k * xi_fine[-1] < y_edges[-1]:
-                ax.annotate(f"{k}ξ_c", (fine[-1], k * xi_fine[-1]), xytext=(-3, 1), textcoords="offset points",
-                            ha="right", va="bottom", fontsize=7, color="0.1",
-                            bbox={"boxstyle": "round,pad=0.1", "facecolor": "white", "edgecolor": "none", "alpha": 0.7})
-        ax.plot(fine, k_best * xi_fine, color="crimson", linewidth=2.0, label=f"fitted: {k_best:.2f}·ξ_c")
-        ax.axvline(critical, color="black", linestyle="--", linewidth=1.2, label=f"critical σ_w² = {critical:.3f} (χ₁ = 1)")
+                ax.annotate(
+                    f"{k}ξ_c",
+                    (fine[-1], k * xi_fine[-1]),
+                    xytext=(-3, 1),
+                    textcoords="offset points",
+                    ha="right",
+                    va="bottom",
+                    fontsize=7,
+                    color="0.1",
+                    bbox={
+                        "boxstyle": "round,pad=0.1",
+                        "facecolor": "white",
+                        "edgecolor": "none",
+                        "alpha": 0.7,
+                    },
+                )
+        ax.plot(
+            fine,
+            k_best * xi_fine,
+            color="crimson",
+            linewidth=2.0,
+            label=f"fitted: {k_best:.2f}·ξ_c",
+        )
+        ax.axvline(
+            critical,
+            color="black",
+            linestyle="--",
+            linewidth=1.2,
+            label=f"critical σ_w² = {critical:.3f} (χ₁ = 1)",
+        )
         ax.set_xlim(x_edges[0], x_edges[-1])
         ax.set_ylim(y_edges[0], y_edges[-1])
         ax.set_xlabel("σ_w²")
@@ -89,17 +123,23 @@ def figure(frame, k_best: float):
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--results", default=os.path.join("results", "trainability"), help="results directory")
+    parser.add_argument(
+        "--results", default=os.path.join("results", "trainability"), help="results directory"
+    )
     parser.add_argument("--figures", help="where to write the PNG (default: --results)")
     args = parser.parse_args(argv)
     try:
         frame = api.run(spec_module.preset("trainability"), args.results, progress=True)
         frame = with_theory(frame)
         k, errors, k_lo, k_hi = fit_xi_multiple(
-            frame["depth"].to_numpy(float), frame["xi_c"].to_numpy(float), frame["trainable"].to_numpy(bool)
+            frame["depth"].to_numpy(float),
+            frame["xi_c"].to_numpy(float),
+            frame["trainable"].to_numpy(bool),
         )
-        print(f"best separating multiple: depth <= {k:.2f} xi_c (ties {k_lo:.2f}..{k_hi:.2f}); "
-              f"{errors} of {len(frame)} configs misclassified ({1 - errors / len(frame):.1%} right)")
+        print(
+            f"best separating multiple: depth <= {k:.2f} xi_c (ties {k_lo:.2f}..{k_hi:.2f}); "
+            f"{errors} of {len(frame)} configs misclassified ({1 - errors / len(frame):.1%} right)"
+        )
         path = os.path.join(args.figures or args.results, "trainable-fraction.png")
         print("wrote", plot.save(figure(frame, k), path, dpi=DPI))
     except (sweep.SpecError, ValueError) as err:

@@ -27,24 +27,28 @@ from sweep import api, cli, spec, store  # noqa: E402
 
 
 def million_spec(seeds: int) -> spec.Spec:
-    return spec.from_dict({
-        "name": "million",
-        "axes": {
-            "depth": {"start": 1, "stop": 1000, "step": 1},
-            "sigma_w": {"start": 1.0, "stop": 2.0, "num": 100},
-            "sigma_b": [math.sqrt(0.05)],
-            "width": [16],
-            "init": ["gaussian"],
-            "activation": ["tanh"],
-            "seed": list(range(seeds)),
-        },
-    })
+    return spec.from_dict(
+        {
+            "name": "million",
+            "axes": {
+                "depth": {"start": 1, "stop": 1000, "step": 1},
+                "sigma_w": {"start": 1.0, "stop": 2.0, "num": 100},
+                "sigma_b": [math.sqrt(0.05)],
+                "width": [16],
+                "init": ["gaussian"],
+                "activation": ["tanh"],
+                "seed": list(range(seeds)),
+            },
+        }
+    )
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=10)
-    parser.add_argument("--memory-budget", default=None, help="bytes, e.g. 2G; default: sweep's default")
+    parser.add_argument(
+        "--memory-budget", default=None, help="bytes, e.g. 2G; default: sweep's default"
+    )
     parser.add_argument("--out", default=None)
     args = parser.parse_args()
     sweep = million_spec(args.seeds)
@@ -68,7 +72,11 @@ def main() -> int:
         "device": str(jax.devices()[0].device_kind),
         "jax": jax.__version__,
     }
-    path = os.path.join("results", "bench", f"million-{figures['date']}{'' if args.seeds == 10 else f'-{args.seeds}seeds'}.json")
+    path = os.path.join(
+        "results",
+        "bench",
+        f"million-{figures['date']}{'' if args.seeds == 10 else f'-{args.seeds}seeds'}.json",
+    )
     os.makedirs(os.path.dirname(path), exist_ok=True)
     with open(path, "w") as f:
         json.dump(figures, f, indent=2)

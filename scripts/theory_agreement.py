@@ -43,14 +43,23 @@ def main(argv=None) -> float:
     started = time.perf_counter()
     with tempfile.TemporaryDirectory() as scratch:
         out = args.out or os.path.join(scratch, "run")
-        frame = tvm.measure(sigma_w2_values, range(args.seeds), width=args.width, depth=args.depth, batch=args.batch, out=out)
+        frame = tvm.measure(
+            sigma_w2_values,
+            range(args.seeds),
+            width=args.width,
+            depth=args.depth,
+            batch=args.batch,
+            out=out,
+        )
     elapsed = time.perf_counter() - started
 
     print(
         f"tanh, sigma_b^2 = {tvm.SIGMA_B2}, width {args.width}, depth {args.depth}, batch {args.batch}, "
         f"{args.seeds} seeds ({elapsed:.0f} s)"
     )
-    print(f"{'sigma_w^2':>9} {'chi1':>7} {'l0':>3} {'1/2 log10 chi1':>15} {'measured':>10} {'deviation':>10} {'SE':>8} {'dev/SE':>7} {'bias bd':>8}")
+    print(
+        f"{'sigma_w^2':>9} {'chi1':>7} {'l0':>3} {'1/2 log10 chi1':>15} {'measured':>10} {'deviation':>10} {'SE':>8} {'dev/SE':>7} {'bias bd':>8}"
+    )
     kept = []
     for sigma_w2 in sigma_w2_values:
         got = tvm.backward_agreement(tvm.rows_of(frame, sigma_w2), sigma_w2, args.width)

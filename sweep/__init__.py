@@ -16,8 +16,10 @@ import jax as _jax
 _jax.config.update("jax_enable_x64", True)
 
 from . import plot as plot  # noqa: E402  (matplotlib itself is imported on first use)
-from .api import load as load, run as run  # noqa: E402
-from .spec import Spec as Spec, SpecError as SpecError  # noqa: E402
+from .api import load as load  # noqa: E402
+from .api import run as run
+from .spec import Spec as Spec  # noqa: E402
+from .spec import SpecError as SpecError
 
 try:
     __version__ = _metadata.version("sweep")

@@ -7,7 +7,8 @@ import time
 
 import pandas as pd
 
-from . import engine, spec as spec_module, store
+from . import engine, store
+from . import spec as spec_module
 
 
 def _as_spec(sweep) -> spec_module.Spec:
@@ -17,7 +18,9 @@ def _as_spec(sweep) -> spec_module.Spec:
         return spec_module.from_dict(sweep)
     if isinstance(sweep, (str, os.PathLike)):
         return spec_module.load(os.fspath(sweep))
-    raise spec_module.SpecError(f"a sweep is a Spec, a dict or a TOML path, not {type(sweep).__name__}")
+    raise spec_module.SpecError(
+        f"a sweep is a Spec, a dict or a TOML path, not {type(sweep).__name__}"
+    )
 
 
 def run(sweep, out: str | None = None, **options) -> pd.DataFrame:
@@ -62,7 +65,9 @@ def execute(
     if chunk_size is not None and chunk_size < 1:
         raise spec_module.SpecError(f"--chunk-size: {chunk_size} must be >= 1")
     if overwrite and shard[1] > 1:
-        raise spec_module.SpecError("--overwrite with --shard would delete the other shards' results; clear the directory once, then run the shards")
+        raise spec_module.SpecError(
+            "--overwrite with --shard would delete the other shards' results; clear the directory once, then run the shards"
+        )
     done = store.open_dir(out, sweep.to_dict(), root_seed, overwrite)
     configs = sweep.configs()
     todo = configs[~configs["config_id"].isin(done)]
@@ -83,7 +88,9 @@ def execute(
     if progress:
         elapsed = time.perf_counter() - started
         rate = f", {total / elapsed:.0f} configs/s" if total and elapsed > 0 else ""
-        print(f"sweep: {total} configs computed in {elapsed:.1f} s{rate}; {len(done) + total} of {sweep.n_configs} in {out}")
+        print(
+            f"sweep: {total} configs computed in {elapsed:.1f} s{rate}; {len(done) + total} of {sweep.n_configs} in {out}"
+        )
     return out
 
 

@@ -55,7 +55,9 @@ def benchmark_spec(quick: bool) -> spec.Spec:
         "activation": ["tanh"],
         "seed": [0, 1] if quick else [0, 1, 2, 3],
     }
-    return spec.from_dict({"name": "bench-quick" if quick else "bench", "axes": axes, "settings": {"batch": 8}})
+    return spec.from_dict(
+        {"name": "bench-quick" if quick else "bench", "axes": axes, "settings": {"batch": 8}}
+    )
 
 
 def gemm_peak_flops(size: int = 2048, repeats: int = 5) -> float:
@@ -88,7 +90,9 @@ def per_config_loop(sweep: spec.Spec, rows, root_seed: int):
             engine.compiled.cache_clear()
             jax.clear_caches()
         previous_depth = row.depth
-        bucket = network.Bucket(row.width, row.init, row.activation, sweep.dtype, sweep.batch, sweep.loss, (row.depth,))
+        bucket = network.Bucket(
+            row.width, row.init, row.activation, sweep.dtype, sweep.batch, sweep.loss, (row.depth,)
+        )
         chunk = engine.Chunk(bucket, row.seed, np.array([row.sigma_w]), np.array([row.sigma_b]), 1)
         engine.evaluate_chunk(chunk, root_seed)  # compile (excluded) and warm up
         start = time.perf_counter()
@@ -119,7 +123,15 @@ def torch_loop(sweep: spec.Spec, rows, frame, root_seed: int) -> dict | None:
     seconds, worst, fraction, unchecked = 0.0, 0.0, 0.0, 0
     try:
         for i, row in enumerate(rows.itertuples(index=False)):
-            bucket = network.Bucket(row.width, row.init, row.activation, sweep.dtype, sweep.batch, sweep.loss, (row.depth,))
+            bucket = network.Bucket(
+                row.width,
+                row.init,
+                row.activation,
+                sweep.dtype,
+                sweep.batch,
+                sweep.loss,
+                (row.depth,),
+            )
             data = bench_torch.inputs(bucket, row.seed, root_seed)
             args = (data, row.sigma_w, row.sigma_b, row.depth, row.activation)
             if i == 0:
@@ -127,13 +139,19 @@ def torch_loop(sweep: spec.Spec, rows, frame, root_seed: int) -> dict | None:
             start = time.perf_counter()
             metrics = bench_torch.metrics(*args)
             seconds += time.perf_counter() - start
-            difference, used, checked = bench_torch.difference(metrics, engine_rows.loc[row.config_id])
+            difference, used, checked = bench_torch.difference(
+                metrics, engine_rows.loc[row.config_id]
+            )
             if not used <= 1:
                 raise AssertionError(
                     f"PyTorch loop disagrees with the engine on config {row.config_id} by {difference:g} (log10), "
                     f"{used:.3g} times the float32 tolerance"
                 )
-            worst, fraction, unchecked = max(worst, difference), max(fraction, used), unchecked + (not checked)
+            worst, fraction, unchecked = (
+                max(worst, difference),
+                max(fraction, used),
+                unchecked + (not checked),
+            )
     finally:
         torch.set_num_threads(threads)
     return {
@@ -146,7 +164,12 @@ def torch_loop(sweep: spec.Spec, rows, frame, root_seed: int) -> dict | None:
     }
 
 
-def run(quick: bool = False, subsample: int | None = None, out_json: str | None = None, root_seed: int = 0) -> dict:
+def run(
+    quick: bool = False,
+    subsample: int | None = None,
+    out_json: str | None = None,
+    root_seed: int = 0,
+) -> dict:
     sweep = benchmark_spec(quick)
     configs = sweep.configs()
     subsample = subsample or (12 if quick else 200)
@@ -162,7 +185,9 @@ def run(quick: bool = False, subsample: int | None = None, out_json: str | None 
 
     picked = configs.sample(n=min(subsample, len(configs)), random_state=np.random.default_rng(0))
     loop_seconds, loop_gains = per_config_loop(sweep, picked, root_seed)
-    engine_gains = frame.set_index("config_id").loc[list(loop_gains), "log10_backward_gain"].to_numpy()
+    engine_gains = (
+        frame.set_index("config_id").loc[list(loop_gains), "log10_backward_gain"].to_numpy()
+    )
     # Same functions, same weights: the numbers must agree to float64 bookkeeping ulps.
     max_difference = float(np.max(np.abs(engine_gains - np.array(list(loop_gains.values())))))
     if not max_difference <= 1e-9:
@@ -216,21 +241,36 @@ def _torch_rows(figures: dict) -> list[tuple[str, str]]:
     f = figures
     rate = f"{f['torch_cfg_per_s']:.1f} configs/s (on {f['torch_subsample']}; float64, 1 thread, weight copy excluded)"
     agreement = f"max |diff| {f['torch_max_difference']:.1e} (log10), {100 * f['torch_tolerance_used']:.0f}% of the"
-    agreement += f" float32 tolerance; {f['torch_unchecked']} not checkable (float32 fixes no digit)"
-    return [("PyTorch eager loop", rate), ("engine / PyTorch loop", f"{f['torch_speedup']:.1f}x"), ("  agreement", agreement)]
+    agreement += (
+        f" float32 tolerance; {f['torch_unchecked']} not checkable (float32 fixes no digit)"
+    )
+    return [
+        ("PyTorch eager loop", rate),
+        ("engine / PyTorch loop", f"{f['torch_speedup']:.1f}x"),
+        ("  agreement", agreement),
+    ]
 
 
 def format_report(figures: dict) -> str:
     rows = [
         ("configs", f"{figures['configs']}"),
         ("device", f"{figures['device']} x{figures['device_count']}"),
-        ("engine, end to end", f"{figures['engine_seconds']:.1f} s, {figures['engine_cfg_per_s']:.0f} configs/s"),
+        (
+            "engine, end to end",
+            f"{figures['engine_seconds']:.1f} s, {figures['engine_cfg_per_s']:.0f} configs/s",
+        ),
         ("  of which compiling", f"{figures['compile_seconds']:.1f} s"),
-        ("per-config JAX loop", f"{figures['jax_loop_cfg_per_s']:.1f} configs/s (on {figures['jax_loop_subsample']})"),
+        (
+            "per-config JAX loop",
+            f"{figures['jax_loop_cfg_per_s']:.1f} configs/s (on {figures['jax_loop_subsample']})",
+        ),
         ("engine / JAX loop", f"{figures['jax_loop_speedup']:.1f}x"),
         *_torch_rows(figures),
         ("GEMM peak (float32)", f"{figures['gemm_peak_gflops']:.1f} GFLOP/s"),
-        ("engine effective", f"{figures['effective_gflops']:.1f} GFLOP/s = {100 * figures['peak_fraction']:.1f}% of peak"),
+        (
+            "engine effective",
+            f"{figures['effective_gflops']:.1f} GFLOP/s = {100 * figures['peak_fraction']:.1f}% of peak",
+        ),
         ("peak RSS", f"{figures['peak_rss_mb']:.0f} MB"),
     ]
     lines = [f"{name:<22} {value}" for name, value in rows]

@@ -45,8 +45,12 @@ def inputs(bucket: network.Bucket, seed: int, root_seed: int) -> dict[str, torch
     and cotangents g (B, N) of one family, as exact float64 copies."""
     if bucket.loss != "cotangent":
         raise ValueError(f"the torch baseline has only the cotangent loss, not {bucket.loss!r}")
-    keys = network.family_keys(jax.random.key(root_seed), jnp.int32(seed), bucket.width, bucket.init)
-    w_hat, b_hat = jax.vmap(lambda layer: network.layer_weights(keys, layer, bucket))(jnp.arange(1, bucket.max_depth + 1))
+    keys = network.family_keys(
+        jax.random.key(root_seed), jnp.int32(seed), bucket.width, bucket.init
+    )
+    w_hat, b_hat = jax.vmap(lambda layer: network.layer_weights(keys, layer, bucket))(
+        jnp.arange(1, bucket.max_depth + 1)
+    )
     shape = (1, bucket.batch, bucket.width)
     g_hat, log_g = network.output_cotangents(jnp.zeros(shape), jnp.zeros(shape[:2]), keys, bucket)
     as_torch = lambda v: torch.tensor(np.asarray(v, np.float64))  # noqa: E731  (a copy)
@@ -58,11 +62,15 @@ def inputs(bucket: network.Bucket, seed: int, root_seed: int) -> dict[str, torch
     }
 
 
-def metrics(data: dict[str, torch.Tensor], sigma_w: float, sigma_b: float, depth: int, activation: str) -> dict:
+def metrics(
+    data: dict[str, torch.Tensor], sigma_w: float, sigma_b: float, depth: int, activation: str
+) -> dict:
     """One config's metrics (see the module docstring) from `inputs`' tensors, and kappa,
     Σ_l max_{B,N} 1 / |phi'(h_l)| over the nonzero phi' (for `tolerances`)."""
     phi = ACTIVATIONS[activation]
-    weight = (sigma_w * data["w_hat"][:depth]).requires_grad_()  # (L, N, N), a leaf: dℓ/dW per layer
+    weight = (
+        sigma_w * data["w_hat"][:depth]
+    ).requires_grad_()  # (L, N, N), a leaf: dℓ/dW per layer
     bias = sigma_b * data["b_hat"][:depth]  # (L, N)
     x = data["x"].clone().requires_grad_()  # (B, N)
 
@@ -74,7 +82,9 @@ def metrics(data: dict[str, torch.Tensor], sigma_w: float, sigma_b: float, depth
         return pre, a
 
     pre, out = net(x)
-    act_sq = torch.stack([x.square().mean(-1)] + [phi(h).square().mean(-1) for h in pre])  # (L+1, B)
+    act_sq = torch.stack(
+        [x.square().mean(-1)] + [phi(h).square().mean(-1) for h in pre]
+    )  # (L+1, B)
     log10_act = 0.5 * torch.log10(act_sq.mean(-1)).detach()
     (out * data["g"]).sum().backward()
     log10_grad = torch.log10(torch.linalg.matrix_norm(weight.grad))
@@ -83,14 +93,22 @@ def metrics(data: dict[str, torch.Tensor], sigma_w: float, sigma_b: float, depth
     with torch.no_grad():
         jac = torch.func.jacrev(lambda a0: net(a0)[1])(data["x"][0])  # (N, N)
         sv_max = float(torch.log10(torch.linalg.svdvals(jac)[0]))
-        dphi = torch.stack([torch.func.jvp(phi, (h,), (torch.ones_like(h),))[1] for h in pre])  # (L, B, N)
+        dphi = torch.stack(
+            [torch.func.jvp(phi, (h,), (torch.ones_like(h),))[1] for h in pre]
+        )  # (L, B, N)
         inv, log10_inv = torch.eye(x.shape[1], dtype=DTYPE), 0.0
         singular = bool((dphi[:, 0] == 0).any()) or sigma_w == 0
         for layer in range(0 if singular else depth):
-            inv = torch.linalg.solve(weight[layer], inv, left=False) / dphi[layer, 0]  # inv W^-1 D^-1
+            inv = (
+                torch.linalg.solve(weight[layer], inv, left=False) / dphi[layer, 0]
+            )  # inv W^-1 D^-1
             scale = torch.linalg.matrix_norm(inv)
             inv, log10_inv = inv / scale, log10_inv + math.log10(scale)
-        sv_min = -math.inf if singular else -(log10_inv + float(torch.log10(torch.linalg.svdvals(inv)[0])))
+        sv_min = (
+            -math.inf
+            if singular
+            else -(log10_inv + float(torch.log10(torch.linalg.svdvals(inv)[0])))
+        )
         kappa = torch.where(dphi != 0, 1 / dphi.abs(), 0.0).amax(dim=(1, 2)).sum()
     return {
         "log10_act_norm": log10_act.numpy(),

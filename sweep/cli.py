@@ -7,7 +7,8 @@ import json
 import os
 import sys
 
-from . import api, lecture, spec as spec_module, store
+from . import api, lecture, store
+from . import spec as spec_module
 
 
 class _Parser(argparse.ArgumentParser):
@@ -42,7 +43,9 @@ def _shard(text):
         try:
             jax.distributed.initialize()  # finds the cluster (SLURM, TPU pods, ...) from the environment
         except Exception as err:  # noqa: BLE001  any failure is one line for the user
-            raise argparse.ArgumentTypeError(f"auto needs a jax.distributed cluster: {err}".splitlines()[0]) from None
+            raise argparse.ArgumentTypeError(
+                f"auto needs a jax.distributed cluster: {err}".splitlines()[0]
+            ) from None
         return jax.process_index(), jax.process_count()
     try:
         index, count = (int(part) for part in text.split("/"))
@@ -56,7 +59,11 @@ def _shard(text):
 def _bytes(text):
     units = {"k": 2**10, "m": 2**20, "g": 2**30}
     try:
-        value = int(float(text[:-1]) * units[text[-1].lower()]) if text[-1].lower() in units else int(text)
+        value = (
+            int(float(text[:-1]) * units[text[-1].lower()])
+            if text[-1].lower() in units
+            else int(text)
+        )
     except (ValueError, IndexError, OverflowError):
         raise argparse.ArgumentTypeError(f"{text!r} is not a size such as 2G or 512M") from None
     if value < 1:
@@ -71,13 +78,24 @@ def build_parser() -> argparse.ArgumentParser:
     run = commands.add_parser("run", help="run a sweep (default: the built-in lecture preset)")
     run.add_argument("spec", nargs="?", help="TOML spec file; omitted: the lecture preset")
     run.add_argument("--out", help="results directory (default: results/<name>)")
-    run.add_argument("--chunk-size", type=_positive_int, help="configs per compiled batch (default: from the memory budget)")
-    run.add_argument("--memory-budget", type=_bytes, help="bytes per chunk, e.g. 2G (default: a quarter of free memory)")
+    run.add_argument(
+        "--chunk-size",
+        type=_positive_int,
+        help="configs per compiled batch (default: from the memory budget)",
+    )
+    run.add_argument(
+        "--memory-budget",
+        type=_bytes,
+        help="bytes per chunk, e.g. 2G (default: a quarter of free memory)",
+    )
     run.add_argument("--seed", type=_seed, default=0, help="root seed (default 0)")
     run.add_argument("--overwrite", action="store_true", help="replace a different sweep in --out")
     run.add_argument("--quiet", action="store_true", help="no progress bar or summary")
     run.add_argument(
-        "--shard", type=_shard, default=(0, 1), metavar="I/N",
+        "--shard",
+        type=_shard,
+        default=(0, 1),
+        metavar="I/N",
         help="run the I-th of N disjoint slices (one per host); 'auto' takes them from jax.distributed",
     )
 
@@ -86,23 +104,62 @@ def build_parser() -> argparse.ArgumentParser:
 
     bench = commands.add_parser("bench", help="benchmark the engine against a per-config loop")
     bench.add_argument("--quick", action="store_true", help="a small sweep that runs in seconds")
-    bench.add_argument("--subsample", type=_positive_int, help="configs timed in the per-config loop (default 200)")
-    bench.add_argument("--json", help="where to write the figures (default results/bench/<date>.json; quick: none)")
+    bench.add_argument(
+        "--subsample", type=_positive_int, help="configs timed in the per-config loop (default 200)"
+    )
+    bench.add_argument(
+        "--json", help="where to write the figures (default results/bench/<date>.json; quick: none)"
+    )
 
-    theory_cmd = commands.add_parser("theory", help="mean-field predictions: critical point, q*, chi1, depth scales")
+    theory_cmd = commands.add_parser(
+        "theory", help="mean-field predictions: critical point, q*, chi1, depth scales"
+    )
     theory_cmd.add_argument("--activation", default="tanh", help="activation name (default tanh)")
-    theory_cmd.add_argument("--sigma-b", type=_non_negative_float, default=0.0, help="bias scale sigma_b, not squared (default 0)")
-    theory_cmd.add_argument("--critical-line", action="store_true", help="print critical sigma_w^2 against sigma_b^2 instead")
-    plot = commands.add_parser("plot", help="draw a phase diagram (or per-layer norms) from a results directory")
+    theory_cmd.add_argument(
+        "--sigma-b",
+        type=_non_negative_float,
+        default=0.0,
+        help="bias scale sigma_b, not squared (default 0)",
+    )
+    theory_cmd.add_argument(
+        "--critical-line",
+        action="store_true",
+        help="print critical sigma_w^2 against sigma_b^2 instead",
+    )
+    plot = commands.add_parser(
+        "plot", help="draw a phase diagram (or per-layer norms) from a results directory"
+    )
     plot.add_argument("dir", help="results directory")
-    plot.add_argument("--kind", choices=("phase", "layers"), default="phase", help="phase: heatmap of a metric over two axes (default); layers: norms against layer")
+    plot.add_argument(
+        "--kind",
+        choices=("phase", "layers"),
+        default="phase",
+        help="phase: heatmap of a metric over two axes (default); layers: norms against layer",
+    )
     plot.add_argument("--x", help="phase: horizontal axis (default sigma_w)")
     plot.add_argument("--y", help="phase: vertical axis (default depth)")
     plot.add_argument("--metric", help="phase: column to colour by (default log10_backward_gain)")
-    plot.add_argument("--facet", help="comma-separated axes, one panel per value (phase default: init,activation; layers default: none); '' for none")
-    plot.add_argument("--agg", choices=("median", "mean"), default="median", help="aggregate seeds by (default median)")
-    plot.add_argument("--where", action="append", default=[], metavar="KEY=VALUE[,VALUE]", help="keep rows with KEY in the values; repeatable, e.g. --where width=64")
-    plot.add_argument("--out", help="image file, .png, .svg or .pdf (default: DIR/phase-<metric>.png or DIR/layers.png)")
+    plot.add_argument(
+        "--facet",
+        help="comma-separated axes, one panel per value (phase default: init,activation; layers default: none); '' for none",
+    )
+    plot.add_argument(
+        "--agg",
+        choices=("median", "mean"),
+        default="median",
+        help="aggregate seeds by (default median)",
+    )
+    plot.add_argument(
+        "--where",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE[,VALUE]",
+        help="keep rows with KEY in the values; repeatable, e.g. --where width=64",
+    )
+    plot.add_argument(
+        "--out",
+        help="image file, .png, .svg or .pdf (default: DIR/phase-<metric>.png or DIR/layers.png)",
+    )
     return parser
 
 
@@ -163,9 +220,15 @@ def _plot(args) -> int:
     where = plot.parse_where(args.where)
     facet = None if args.facet is None else [f.strip() for f in args.facet.split(",") if f.strip()]
     if args.kind == "layers":
-        given = [flag for flag, value in (("--x", args.x), ("--y", args.y), ("--metric", args.metric)) if value is not None]
+        given = [
+            flag
+            for flag, value in (("--x", args.x), ("--y", args.y), ("--metric", args.metric))
+            if value is not None
+        ]
         if given:
-            raise spec_module.SpecError(f"sweep plot: {given[0]} applies to --kind phase, not --kind layers")
+            raise spec_module.SpecError(
+                f"sweep plot: {given[0]} applies to --kind phase, not --kind layers"
+            )
         out = args.out or os.path.join(args.dir, "layers.png")
     else:
         metric = args.metric or "log10_backward_gain"
@@ -213,7 +276,9 @@ def _use_compilation_cache() -> None:
 
     import jax
 
-    path = os.environ.get("SWEEP_CACHE_DIR", os.path.join(os.path.expanduser("~"), ".cache", "sweep", "jax"))
+    path = os.environ.get(
+        "SWEEP_CACHE_DIR", os.path.join(os.path.expanduser("~"), ".cache", "sweep", "jax")
+    )
     if path:
         jax.config.update("jax_compilation_cache_dir", path)
         jax.config.update("jax_persistent_cache_min_compile_time_secs", 1.0)
@@ -224,7 +289,9 @@ def main(argv=None) -> int:
         args = build_parser().parse_args(argv)
         if args.command in ("run", "bench"):
             _use_compilation_cache()
-        return {"run": _run, "info": _info, "theory": _theory, "bench": _bench, "plot": _plot}[args.command](args)
+        return {"run": _run, "info": _info, "theory": _theory, "bench": _bench, "plot": _plot}[
+            args.command
+        ](args)
     except (spec_module.SpecError, store.StoreError, ValueError) as err:
         print(f"sweep: error: {err}", file=sys.stderr)
         return 2
@@ -232,7 +299,10 @@ def main(argv=None) -> int:
         print(f"sweep: error: {err.filename or ''}: {err.strerror or err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("sweep: interrupted; finished chunks are saved, rerun the same command to resume", file=sys.stderr)
+        print(
+            "sweep: interrupted; finished chunks are saved, rerun the same command to resume",
+            file=sys.stderr,
+        )
         return 130
 
 

@@ -18,15 +18,17 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-from typing import Iterator
+from collections.abc import Iterator
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pyarrow as pa
-from jax.sharding import NamedSharding, PartitionSpec as P
+from jax.sharding import NamedSharding
+from jax.sharding import PartitionSpec as P
 
-from . import network, spec as spec_module, store, theory, train
+from . import network, store, theory, train
+from . import spec as spec_module
 
 TRACE_COUNT = {"families": 0}
 
@@ -45,7 +47,9 @@ class Chunk:
     n_valid: int
     train: spec_module.TrainSettings | None = None  # spec.train: the trainability probe
     depth: np.ndarray | None = None  # (F,) padded: each config's depth, independent draws only
-    program: network.Bucket | None = None  # the compiled program's bucket (program_of); None: bucket
+    program: network.Bucket | None = (
+        None  # the compiled program's bucket (program_of); None: bucket
+    )
 
     @property
     def learning_rates(self) -> tuple:
@@ -64,10 +68,17 @@ def config_words(chunk: Chunk) -> np.ndarray:
         return np.zeros((len(chunk.sigma_w), 2), np.uint32)
     b = chunk.bucket
     ids = [
-        spec_module.config_id({
-            "depth": int(d), "sigma_w": float(sw), "sigma_b": float(sb), "width": b.width,
-            "init": b.init, "activation": b.activation, "seed": chunk.seed,
-        })
+        spec_module.config_id(
+            {
+                "depth": int(d),
+                "sigma_w": float(sw),
+                "sigma_b": float(sb),
+                "width": b.width,
+                "init": b.init,
+                "activation": b.activation,
+                "seed": chunk.seed,
+            }
+        )
         for d, sw, sb in zip(chunk.depth, chunk.sigma_w, chunk.sigma_b)
     ]
     return np.array([[int(i[:8], 16), int(i[8:16], 16)] for i in ids], np.uint32)
@@ -78,11 +89,17 @@ def family_bytes(bucket: network.Bucket) -> int:
     against XLA's own memory analysis in tests/test_planner.py."""
     item = np.dtype(jnp.dtype(bucket.dtype)).itemsize
     layers, batch, width, streams = bucket.max_depth, bucket.batch, bucket.width, len(bucket.depths)
-    stored = (layers + 1) * batch * (3 * width * item + 2 * 8)  # a_hat, dphi, cotangents, log-scales
+    stored = (
+        (layers + 1) * batch * (3 * width * item + 2 * 8)
+    )  # a_hat, dphi, cotangents, log-scales
     backward = streams * batch * width * (2 * item + 2 * 8)  # stream carry and its temporaries
     outputs = 3 * streams * layers * 8  # per-layer gradient norms, with their copies
-    jacobian = (8 + 4 * (streams + 1)) * width * width * 8  # J, J^-1, temporaries; each measured depth's, twice
-    own_weights = 6 * width * width * 8 if bucket.independent else 0  # Ŵ, W^-1 and their float64 copies
+    jacobian = (
+        (8 + 4 * (streams + 1)) * width * width * 8
+    )  # J, J^-1, temporaries; each measured depth's, twice
+    own_weights = (
+        6 * width * width * 8 if bucket.independent else 0
+    )  # Ŵ, W^-1 and their float64 copies
     return int(2.5 * stored) + backward + outputs + jacobian + own_weights
 
 
@@ -92,7 +109,10 @@ def default_memory_budget() -> int:
     devices = jax.local_devices()
     stats = devices[0].memory_stats() if devices[0].platform != "cpu" else None
     if stats and "bytes_limit" in stats:
-        free = sum(d.memory_stats()["bytes_limit"] - d.memory_stats().get("bytes_in_use", 0) for d in devices)
+        free = sum(
+            d.memory_stats()["bytes_limit"] - d.memory_stats().get("bytes_in_use", 0)
+            for d in devices
+        )
     else:
         free = _host_available_bytes()
     return max(64 * 2**20, free // 4)
@@ -107,19 +127,28 @@ def _host_available_bytes() -> int:
         return 4 * 2**30
 
 
-def chunk_families(bucket: network.Bucket, memory_budget: int, chunk_size: int | None, train_settings=None) -> int:
+def chunk_families(
+    bucket: network.Bucket, memory_budget: int, chunk_size: int | None, train_settings=None
+) -> int:
     """Families per chunk: from --chunk-size (in configs) if given, else from the budget."""
     if chunk_size is not None:  # configs = rows: each family is every depth at every learning rate
         rates = len(train_settings.learning_rate) if train_settings is not None else 1
         return max(1, chunk_size // (len(bucket.depths) * rates))
     per_family = family_bytes(bucket)
-    if train_settings is not None:  # every depth and learning rate of a family trains, with its optimizer state
+    if (
+        train_settings is not None
+    ):  # every depth and learning rate of a family trains, with its optimizer state
         trained = len(bucket.depths) * len(train_settings.learning_rate)
         per_family += trained * train.train_bytes_per_config(bucket, train_settings)
     return max(1, int(memory_budget // per_family))
 
 
-def plan(sweep: spec_module.Spec, families, memory_budget: int | None = None, chunk_size: int | None = None):
+def plan(
+    sweep: spec_module.Spec,
+    families,
+    memory_budget: int | None = None,
+    chunk_size: int | None = None,
+):
     """Chunks that cover `families`: a table with the sweep's unit_axes columns (families;
     single configs with independent draws)."""
     memory_budget = memory_budget or default_memory_budget()
@@ -130,7 +159,13 @@ def plan(sweep: spec_module.Spec, families, memory_budget: int | None = None, ch
         ["width", "init", "activation", "seed"], sort=False
     ):
         bucket = network.Bucket(
-            int(width), init, activation, sweep.dtype, sweep.batch, sweep.loss, tuple(sweep.axes["depth"])
+            int(width),
+            init,
+            activation,
+            sweep.dtype,
+            sweep.batch,
+            sweep.loss,
+            tuple(sweep.axes["depth"]),
         )
         program = program_of(bucket, sweep.axes["init"], sweep.axes["activation"])
         size = min(chunk_families(bucket, memory_budget, chunk_size, sweep.train), len(group))
@@ -168,30 +203,58 @@ def choice(chunk: Chunk) -> tuple[int, int]:
     return pick(program.init, chunk.bucket.init), pick(program.activation, chunk.bucket.activation)
 
 
-def _plan_independent(sweep, configs, memory_budget: int, chunk_size: int | None, max_groups: int = 4):
+def _plan_independent(
+    sweep, configs, memory_budget: int, chunk_size: int | None, max_groups: int = 4
+):
     """Chunks of configs (rows of `configs`, with depth) for independent draws: a few depth
     groups per (width, init, activation, seed), each a bucket of depths (its deepest,)."""
     chunks = []
     groups = network.depth_groups(tuple(sweep.axes["depth"]), max_groups)
-    for (width, init, activation, seed), group in configs.groupby(["width", "init", "activation", "seed"], sort=False):
+    for (width, init, activation, seed), group in configs.groupby(
+        ["width", "init", "activation", "seed"], sort=False
+    ):
         for depths in groups:
             members = group[group["depth"].isin(depths)]
             if members.empty:
                 continue
             bucket = network.Bucket(
-                int(width), init, activation, sweep.dtype, sweep.batch, sweep.loss, (depths[-1],), "independent"
+                int(width),
+                init,
+                activation,
+                sweep.dtype,
+                sweep.batch,
+                sweep.loss,
+                (depths[-1],),
+                "independent",
             )
             size = min(chunk_families(bucket, memory_budget, chunk_size), len(members))
             size = -(-size // device_count()) * device_count()
-            columns = {k: members[k].to_numpy(v) for k, v in (("sigma_w", float), ("sigma_b", float), ("depth", np.int64))}
+            columns = {
+                k: members[k].to_numpy(v)
+                for k, v in (("sigma_w", float), ("sigma_b", float), ("depth", np.int64))
+            }
             for start in range(0, len(members), size):
                 stop = min(start + size, len(members))
-                padded = {k: np.concatenate([v[start:stop], np.repeat(v[stop - 1], size - (stop - start))]) for k, v in columns.items()}
-                chunks.append(Chunk(bucket, int(seed), padded["sigma_w"], padded["sigma_b"], stop - start, depth=padded["depth"]))
+                padded = {
+                    k: np.concatenate(
+                        [v[start:stop], np.repeat(v[stop - 1], size - (stop - start))]
+                    )
+                    for k, v in columns.items()
+                }
+                chunks.append(
+                    Chunk(
+                        bucket,
+                        int(seed),
+                        padded["sigma_w"],
+                        padded["sigma_b"],
+                        stop - start,
+                        depth=padded["depth"],
+                    )
+                )
     return chunks
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def compiled(bucket: network.Bucket, n_devices: int):
     """The bucket's program over n_devices local devices; jit compiles it once per chunk
     shape. With several devices the family axis is split across them with shard_map: each
@@ -200,28 +263,42 @@ def compiled(bucket: network.Bucket, n_devices: int):
 
     def run(sigma_w, sigma_b, depth, words, seed, root_key, init_index, activation_index):
         TRACE_COUNT["families"] += 1
-        return network.families(sigma_w, sigma_b, seed, root_key, bucket, depth, words, (init_index, activation_index))
+        return network.families(
+            sigma_w, sigma_b, seed, root_key, bucket, depth, words, (init_index, activation_index)
+        )
 
     if n_devices == 1:
         return jax.jit(run)
     mesh = family_mesh(n_devices)
     family_axis, replicated = P("families"), P()
     sharded = jax.shard_map(
-        run, mesh=mesh, in_specs=(family_axis,) * 4 + (replicated,) * 4, out_specs=family_axis, check_vma=False
+        run,
+        mesh=mesh,
+        in_specs=(family_axis,) * 4 + (replicated,) * 4,
+        out_specs=family_axis,
+        check_vma=False,
     )
     return jax.jit(sharded)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def family_mesh(n_devices: int):
     return jax.make_mesh((n_devices,), ("families",), devices=jax.local_devices()[:n_devices])
 
 
 def evaluate_chunk(chunk: Chunk, root_seed: int) -> dict[str, np.ndarray]:
     n_devices = device_count()
-    depth = chunk.depth if chunk.depth is not None else np.zeros(len(chunk.sigma_w), np.int64)  # unused when shared
-    per_family = [jnp.asarray(v) for v in (chunk.sigma_w, chunk.sigma_b, depth, config_words(chunk))]
-    shared = [jnp.int32(chunk.seed), jax.random.key(root_seed), *(jnp.int32(i) for i in choice(chunk))]
+    depth = (
+        chunk.depth if chunk.depth is not None else np.zeros(len(chunk.sigma_w), np.int64)
+    )  # unused when shared
+    per_family = [
+        jnp.asarray(v) for v in (chunk.sigma_w, chunk.sigma_b, depth, config_words(chunk))
+    ]
+    shared = [
+        jnp.int32(chunk.seed),
+        jax.random.key(root_seed),
+        *(jnp.int32(i) for i in choice(chunk)),
+    ]
     if n_devices > 1:
         mesh = family_mesh(n_devices)
         per_family = [jax.device_put(v, NamedSharding(mesh, P("families"))) for v in per_family]
@@ -245,7 +322,11 @@ def _list_column(values: np.ndarray, lengths: np.ndarray) -> pa.Array:
 def _prefix_list_column(values: np.ndarray, row_of: np.ndarray, lengths: np.ndarray) -> pa.Array:
     """values (F, K); row r is values[row_of[r], :lengths[r]], as list<double>."""
     offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int32)
-    flat = np.concatenate([values[f, :n] for f, n in zip(row_of, lengths)]) if len(lengths) else np.zeros(0)
+    flat = (
+        np.concatenate([values[f, :n] for f, n in zip(row_of, lengths)])
+        if len(lengths)
+        else np.zeros(0)
+    )
     return pa.ListArray.from_arrays(pa.array(offsets), pa.array(flat, pa.float64()))
 
 
@@ -257,11 +338,17 @@ def to_table(chunk: Chunk, result: dict[str, np.ndarray], root_seed: int = 0) ->
     n_families, n_depths, n_rates = chunk.n_valid, len(depths), len(rates)
     # Measurements are per (family, depth): computed once, then repeated per learning rate.
     # With independent draws each family is one config (n_depths = 1) at its own depth.
-    family_depths = chunk.depth[:n_families, None] if bucket.independent else np.broadcast_to(depths, (n_families, n_depths))
+    family_depths = (
+        chunk.depth[:n_families, None]
+        if bucket.independent
+        else np.broadcast_to(depths, (n_families, n_depths))
+    )
     row_depth = np.repeat(family_depths.reshape(-1), n_rates)
     family_of_row = np.repeat(np.arange(n_families), n_depths * n_rates)
     measured_row = np.repeat(np.arange(n_families * n_depths), n_rates)
-    row_rate = np.tile(np.asarray(rates, dtype=float if chunk.train else object), n_families * n_depths)
+    row_rate = np.tile(
+        np.asarray(rates, dtype=float if chunk.train else object), n_families * n_depths
+    )
 
     # Row arrays are never (R, L+1) copies of the family's activations: at 1,000 depths a
     # chunk has 10^5 rows, and such copies were most of a run's peak memory.
@@ -300,8 +387,13 @@ def to_table(chunk: Chunk, result: dict[str, np.ndarray], root_seed: int = 0) ->
     config_ids = [
         spec_module.config_id(
             {
-                "depth": int(d), "sigma_w": float(sw), "sigma_b": float(sb), "width": bucket.width,
-                "init": bucket.init, "activation": bucket.activation, "seed": chunk.seed,
+                "depth": int(d),
+                "sigma_w": float(sw),
+                "sigma_b": float(sb),
+                "width": bucket.width,
+                "init": bucket.init,
+                "activation": bucket.activation,
+                "seed": chunk.seed,
                 "learning_rate": None if rate is None else float(rate),
             }
         )
@@ -330,7 +422,9 @@ def to_table(chunk: Chunk, result: dict[str, np.ndarray], root_seed: int = 0) ->
         "status": pa.array(status, pa.string()),
     }
     columns.update(theory_columns(bucket, sigma_w, sigma_b, row_depth))
-    columns.update(train.train_columns(chunk, row_depth, family_of_row, row_rate, chunk.train, root_seed))
+    columns.update(
+        train.train_columns(chunk, row_depth, family_of_row, row_rate, chunk.train, root_seed)
+    )
     return pa.table(columns, schema=store.SCHEMA)
 
 
@@ -340,8 +434,13 @@ def theory_columns(bucket: network.Bucket, sigma_w, sigma_b, depth) -> dict[str,
     the prediction, a gain of sigma_w per layer, is exact) gets values, others get null."""
     applies = bucket.init != "identity" or bucket.activation == "linear"
     if not applies:  # all null: nothing to predict
-        return {name: pa.nulls(len(depth), store.SCHEMA.field(name).type) for name in THEORY_COLUMNS}
-    grid = tuple(np.ascontiguousarray(v, dtype).tobytes() for v, dtype in ((sigma_w, float), (sigma_b, float), (depth, np.int64)))
+        return {
+            name: pa.nulls(len(depth), store.SCHEMA.field(name).type) for name in THEORY_COLUMNS
+        }
+    grid = tuple(
+        np.ascontiguousarray(v, dtype).tobytes()
+        for v, dtype in ((sigma_w, float), (sigma_b, float), (depth, np.int64))
+    )
     predicted = dict(_predicted(bucket.activation, *grid))
     phase_code = predicted.pop("theory_phase")
     out = {name: pa.array(values, pa.float64()) for name, values in predicted.items()}
@@ -370,4 +469,3 @@ def evaluate(chunks, root_seed: int) -> Iterator[tuple[Chunk, pa.Table]]:
 def n_configs(chunks) -> int:
     """Rows the chunks produce."""
     return sum(c.n_rows for c in chunks)
-

@@ -8,7 +8,7 @@ entry variance 1/N and orthogonal is a Haar matrix (singular values all 1).
 from __future__ import annotations
 
 import zlib
-from typing import Callable
+from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
@@ -33,7 +33,9 @@ def _uniform(key, width, dtype):
 
 def _truncated_normal(key, width, dtype):
     scale = 1.0 / (_TRUNCATED_NORMAL_STD * width**0.5)
-    return jax.random.truncated_normal(key, -2.0, 2.0, (width, width), dtype) * jnp.asarray(scale, dtype)
+    return jax.random.truncated_normal(key, -2.0, 2.0, (width, width), dtype) * jnp.asarray(
+        scale, dtype
+    )
 
 
 def _orthogonal(key, width, dtype):

@@ -18,9 +18,14 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from . import spec as spec_module, store
+from . import spec as spec_module
+from . import store
 
-ID_COLUMNS = ("config_id", *spec_module.AXES, "learning_rate")  # learning_rate: null unless the sweep trains
+ID_COLUMNS = (
+    "config_id",
+    *spec_module.AXES,
+    "learning_rate",
+)  # learning_rate: null unless the sweep trains
 OPTIONAL_COLUMNS = ("learning_rate",)  # kept when present
 LIST_COLUMNS = ("log10_act_norm", "log10_grad_norm")
 SORT_KEYS = ["init", "activation", "width", "seed", "sigma_b", "sigma_w", "depth", "learning_rate"]
@@ -29,7 +34,9 @@ SORT_KEYS = ["init", "activation", "width", "seed", "sigma_b", "sigma_w", "depth
 def _as_list_array(column) -> pa.ListArray:
     """One Arrow list<float64> array from a chunked column; nulls become empty lists."""
     if isinstance(column, pa.ChunkedArray):
-        column = column.combine_chunks() if column.num_chunks else pa.array([], pa.list_(pa.float64()))
+        column = (
+            column.combine_chunks() if column.num_chunks else pa.array([], pa.list_(pa.float64()))
+        )
     column = column.cast(pa.list_(pa.float64()))
     if column.null_count:
         column = pc.if_else(pc.is_null(column), pa.scalar([], pa.list_(pa.float64())), column)
@@ -58,7 +65,9 @@ def long_table(configs: pa.Table | pd.DataFrame) -> pd.DataFrame:
     if isinstance(configs, pd.DataFrame):
         missing = [c for c in needed if c not in configs.columns]
         if missing:
-            raise ValueError(f"per-layer table needs column {missing[0]!r}; give rows loaded with sweep.load")
+            raise ValueError(
+                f"per-layer table needs column {missing[0]!r}; give rows loaded with sweep.load"
+            )
         table = pa.Table.from_pandas(configs[needed], preserve_index=False)
     else:
         missing = [c for c in needed if c not in configs.column_names]

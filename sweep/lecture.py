@@ -28,7 +28,9 @@ def lecture_table(frame: pd.DataFrame) -> str:
     ŷ = s^L·x, so each entry of ŷ is 10**log10_forward_gain; the row is the engine's own
     measurement, read off the identity/linear/width-2 configs.
     """
-    rows = frame[(frame["init"] == "identity") & (frame["activation"] == "linear") & (frame["width"] == 2)]
+    rows = frame[
+        (frame["init"] == "identity") & (frame["activation"] == "linear") & (frame["width"] == 2)
+    ]
     rows = rows[(rows["sigma_b"] == 0.0) & rows["depth"].isin(TABLE_DEPTHS)]
     header = f"{'L':>5}  " + "  ".join(f"{'ŷ = ' + str(s) + '^L·x':>24}" for s in TABLE_SCALES)
     lines = [
@@ -45,5 +47,7 @@ def lecture_table(frame: pd.DataFrame) -> str:
             entry = format_log10(float(match["log10_forward_gain"].iloc[0]))
             cells.append(f"{'[' + entry + ', ' + entry + ']':>24}")
         lines.append(f"{depth:>5}  " + "  ".join(cells))
-    lines.append("(The lecture writes s^(L-1) because it sets W[L] aside; here all L layers are s·I.)")
+    lines.append(
+        "(The lecture writes s^(L-1) because it sets W[L] aside; here all L layers are s·I.)"
+    )
     return "\n".join(lines)

@@ -79,13 +79,19 @@ def family_keys(root_key, seed, width: int, init, init_index=0):
 def config_keys(root_key, words, init, init_index=0):
     """One config's own keys (draws = "independent"), from words (2,) uint32: the 64 bits of
     its config_id (engine.config_words), so they depend on every axis value, depth too."""
-    base = jax.random.fold_in(jax.random.fold_in(jax.random.fold_in(root_key, TAG_INDEPENDENT), words[0]), words[1])
+    base = jax.random.fold_in(
+        jax.random.fold_in(jax.random.fold_in(root_key, TAG_INDEPENDENT), words[0]), words[1]
+    )
     return _keys(base, init, init_index)
 
 
 def _keys(base, init, init_index=0):
     names = _choices(init)
-    code = inits.init_code(names[0]) if len(names) == 1 else jnp.asarray([inits.init_code(n) for n in names], jnp.uint32)[init_index]
+    code = (
+        inits.init_code(names[0])
+        if len(names) == 1
+        else jnp.asarray([inits.init_code(n) for n in names], jnp.uint32)[init_index]
+    )
     return {
         "init_index": jnp.asarray(init_index, jnp.int32),
         "weight": jax.random.fold_in(base, code),
@@ -112,7 +118,11 @@ def _select(names, index, make):
 def layer_weights(keys, layer, bucket: Bucket):
     """Unit-scale Ŵ (N, N) and b̂ (N,) of layer `layer` (1-based); W = sigma_w Ŵ, b = sigma_b b̂."""
     dtype = jnp.dtype(bucket.dtype)
-    sample = _select(bucket.init, keys["init_index"], lambda name: lambda key: inits.get(name)(key, bucket.width, dtype))
+    sample = _select(
+        bucket.init,
+        keys["init_index"],
+        lambda name: lambda key: inits.get(name)(key, bucket.width, dtype),
+    )
     w_hat = sample(jax.random.fold_in(keys["weight"], layer))
     b_hat = jax.random.normal(jax.random.fold_in(keys["bias"], layer), (bucket.width,), dtype)
     return w_hat, b_hat
@@ -205,7 +215,10 @@ def scaled_activation(activation: activations.Activation, h, log_h, compute_dtyp
         big = (log_h > clip) & activation.grows & jnp.any(h > 0, axis=-1)
         small = (log_h < -clip) & activation.zero_at_origin
         excess = jnp.where(big | small, log_h - clipped, 0.0)
-        x = jnp.exp(jnp.where(jnp.isfinite(clipped), clipped, -clip)).astype(compute_dtype)[:, None] * h
+        x = (
+            jnp.exp(jnp.where(jnp.isfinite(clipped), clipped, -clip)).astype(compute_dtype)[:, None]
+            * h
+        )
     x = x.astype(compute_dtype)
     v, dphi = jax.jvp(activation.fn, (x,), (jnp.ones_like(x),))
     if not activation.homogeneous and activation.grows:
@@ -219,7 +232,9 @@ def _log_rms_over_batch(log_norm):
     return 0.5 * (jax.nn.logsumexp(2 * log_norm, axis=-1) - math.log(log_norm.shape[-1]))
 
 
-def _forward_one(a_hat, log_a, raw, sigma_w, sigma_b, w_hat, b_hat, activation_index, bucket: Bucket):
+def _forward_one(
+    a_hat, log_a, raw, sigma_w, sigma_b, w_hat, b_hat, activation_index, bucket: Bucket
+):
     """One layer of one family. a_hat (B, N), log_a (B,), raw (B, N); Ŵ (N, N), b̂ (N,)."""
     dtype, compute_dtype = jnp.dtype(bucket.dtype), bucket.compute_dtype
     # Exact, in log space: h = sigma_w Ŵ a + sigma_b b̂.
@@ -232,7 +247,10 @@ def _forward_one(a_hat, log_a, raw, sigma_w, sigma_b, w_hat, b_hat, activation_i
 
     def branch(name):
         act = activations.get(name)
-        return lambda h, log_h, raw_pre: (*scaled_activation(act, h, log_h, compute_dtype), act.fn(raw_pre).astype(dtype))
+        return lambda h, log_h, raw_pre: (
+            *scaled_activation(act, h, log_h, compute_dtype),
+            act.fn(raw_pre).astype(dtype),
+        )
 
     v, log_v, dphi, raw = _select(bucket.activation, activation_index, branch)(h, log_h, raw_pre)
     a_hat, log_a, log_norm = normalise(v, log_v, dtype)
@@ -245,7 +263,9 @@ def _unit_matrices(m, log_m):
     """Rescales each matrix of m (F, N, N) to unit Frobenius norm; log_m (F,) takes the scale."""
     peak = jnp.max(jnp.abs(m), axis=(-2, -1))
     safe_peak = jnp.where(peak > 0, peak, 1.0)
-    norm = peak * jnp.sqrt(jnp.sum((m / safe_peak[:, None, None]) ** 2, axis=(-2, -1)))  # no square overflows
+    norm = peak * jnp.sqrt(
+        jnp.sum((m / safe_peak[:, None, None]) ** 2, axis=(-2, -1))
+    )  # no square overflows
     ok = norm > 0
     return m / jnp.where(ok, norm, 1.0)[:, None, None], log_m + jnp.log(norm)
 
@@ -279,9 +299,17 @@ def forward(sigma_w, sigma_b, keys, bucket: Bucket, depth=None, activation_index
     n_families, n, n_depths = sigma_w.shape[0], bucket.width, len(bucket.depths)
     log_sigma_w = _log(sigma_w)
     own = 0 if bucket.independent else None  # the weights' vmap axis: per family, or shared
-    x = jax.vmap(probe_inputs, (own, None))(keys, bucket) if bucket.independent else probe_inputs(keys, bucket)
-    x_hat, log_x, log_norm_x = normalise(x, jnp.zeros(x.shape[:-1], jnp.float64), jnp.dtype(bucket.dtype))
-    layer_step = jax.vmap(functools.partial(_forward_one, bucket=bucket), in_axes=(0, 0, 0, 0, 0, own, own, None))
+    x = (
+        jax.vmap(probe_inputs, (own, None))(keys, bucket)
+        if bucket.independent
+        else probe_inputs(keys, bucket)
+    )
+    x_hat, log_x, log_norm_x = normalise(
+        x, jnp.zeros(x.shape[:-1], jnp.float64), jnp.dtype(bucket.dtype)
+    )
+    layer_step = jax.vmap(
+        functools.partial(_forward_one, bucket=bucket), in_axes=(0, 0, 0, 0, 0, own, own, None)
+    )
     draw = functools.partial(_draw_layer, keys, bucket=bucket)
     # Where layer l's Jacobian is kept: its depth's slot, or a scratch slot past the end.
     slot_of_layer = np.full(bucket.max_depth, n_depths)
@@ -291,7 +319,9 @@ def forward(sigma_w, sigma_b, keys, bucket: Bucket, depth=None, activation_index
         a_hat, log_a, raw, jac_t, log_jac, inv, log_inv, singular, kept = carry
         layer, slot = xs
         w_hat, b_hat = draw(layer)
-        a_hat, log_a, log_norm, raw, dphi, overflow, underflow = layer_step(a_hat, log_a, raw, sigma_w, sigma_b, w_hat, b_hat, activation_index)
+        a_hat, log_a, log_norm, raw, dphi, overflow, underflow = layer_step(
+            a_hat, log_a, raw, sigma_w, sigma_b, w_hat, b_hat, activation_index
+        )
 
         # Jacobian at probe 0, J = D_l W_l ... D_1 W_1, and its inverse, each kept as a
         # unit-norm matrix and a log-scale: sigma_max(J) and 1/sigma_max(J^-1) are then
@@ -301,19 +331,30 @@ def forward(sigma_w, sigma_b, keys, bucket: Bucket, depth=None, activation_index
         # jac_t holds J^T: J^T <- J^T W^T D.
         d0 = dphi[:, 0].astype(jnp.float64)
         w64 = w_hat.astype(jnp.float64)
-        times_transpose, times = (jax.vmap(f) for f in (rows_times_transpose, rows_times)) if bucket.independent else (rows_times_transpose, rows_times)
-        jac_t, log_jac = _unit_matrices(times_transpose(jac_t, w64) * d0[:, None, :], log_jac + log_sigma_w)
+        times_transpose, times = (
+            (jax.vmap(f) for f in (rows_times_transpose, rows_times))
+            if bucket.independent
+            else (rows_times_transpose, rows_times)
+        )
+        jac_t, log_jac = _unit_matrices(
+            times_transpose(jac_t, w64) * d0[:, None, :], log_jac + log_sigma_w
+        )
         singular = singular | jnp.any(d0 == 0, axis=-1) | (sigma_w == 0)
         # inv <- inv W^-1 D^-1, with W^-1 inverted once for all families (independent: once
         # per family, in lax.map: batched LAPACK calls can deadlock XLA's CPU thread pool).
         w_inv = jax.lax.map(jnp.linalg.inv, w64) if bucket.independent else jnp.linalg.inv(w64)
         inv_step = times(inv, w_inv) / jnp.where(d0 == 0, 1.0, d0)[:, None, :]
-        inv, log_inv = _unit_matrices(jnp.where(singular[:, None, None], eye, inv_step), log_inv - log_sigma_w)
+        inv, log_inv = _unit_matrices(
+            jnp.where(singular[:, None, None], eye, inv_step), log_inv - log_sigma_w
+        )
         # Keep the matrices of measured depths; their singular values come after the scan.
         new = (jac_t, log_jac, inv, log_inv, singular)
         if bucket.independent:  # one slot, set at each family's own depth
             at_depth = layer == depth
-            kept = tuple(b.at[0].set(jnp.where(at_depth.reshape(-1, *[1] * (v.ndim - 1)), v, b[0])) for b, v in zip(kept, new))
+            kept = tuple(
+                b.at[0].set(jnp.where(at_depth.reshape(-1, *[1] * (v.ndim - 1)), v, b[0]))
+                for b, v in zip(kept, new)
+            )
         else:
             kept = tuple(buffer.at[slot].set(value) for buffer, value in zip(kept, new))
         carry = (a_hat, log_a, raw, jac_t, log_jac, inv, log_inv, singular, kept)
@@ -325,19 +366,31 @@ def forward(sigma_w, sigma_b, keys, bucket: Bucket, depth=None, activation_index
     eyes, zeros = jnp.broadcast_to(eye, (n_families, n, n)), jnp.zeros((n_families,), jnp.float64)
     raw0 = jnp.broadcast_to(x, (n_families, *x.shape[-2:]))
     singular0 = jnp.zeros((n_families,), bool)
-    kept0 = tuple(jnp.zeros((n_depths + 1, *v.shape), v.dtype) for v in (eyes, zeros, eyes, zeros, singular0))
+    kept0 = tuple(
+        jnp.zeros((n_depths + 1, *v.shape), v.dtype) for v in (eyes, zeros, eyes, zeros, singular0)
+    )
     init = (xs0, log_a0, raw0, eyes, zeros, eyes, zeros, singular0, kept0)
     layers = jnp.arange(1, bucket.max_depth + 1)
-    final, (a_hat, log_a, log_norm, dphi, overflow, underflow) = jax.lax.scan(step, init, (layers, jnp.asarray(slot_of_layer)))
+    final, (a_hat, log_a, log_norm, dphi, overflow, underflow) = jax.lax.scan(
+        step, init, (layers, jnp.asarray(slot_of_layer))
+    )
     jac_t, log_jac, inv, log_inv, singular = (buffer[:n_depths] for buffer in final[-1])
-    sv_max = log_jac + _log(_largest_singular_values(jac_t.reshape(-1, n, n)).reshape(n_depths, n_families))
-    sv_min = -(log_inv + _log(_largest_singular_values(inv.reshape(-1, n, n)).reshape(n_depths, n_families)))
+    sv_max = log_jac + _log(
+        _largest_singular_values(jac_t.reshape(-1, n, n)).reshape(n_depths, n_families)
+    )
+    sv_min = -(
+        log_inv
+        + _log(_largest_singular_values(inv.reshape(-1, n, n)).reshape(n_depths, n_families))
+    )
     log_jac_sv = jnp.stack([sv_max, jnp.where(singular, -jnp.inf, sv_min)], axis=-1)
     layer_axis_second = lambda t: jnp.moveaxis(t, 0, 1)  # noqa: E731  scan stacks layers first
     return {
         "a_hat": jnp.concatenate([xs0[:, None], layer_axis_second(a_hat)], axis=1),
         "log_a": jnp.concatenate([log_a0[:, None], layer_axis_second(log_a)], axis=1),
-        "log_norm": jnp.concatenate([jnp.broadcast_to(log_norm_x, log_a0.shape)[:, None], layer_axis_second(log_norm)], axis=1),
+        "log_norm": jnp.concatenate(
+            [jnp.broadcast_to(log_norm_x, log_a0.shape)[:, None], layer_axis_second(log_norm)],
+            axis=1,
+        ),
         "dphi": layer_axis_second(dphi),
         "log_jac_sv": layer_axis_second(log_jac_sv),
         "overflow": overflow.T,
@@ -378,7 +431,9 @@ def rescale_pow2(v, log_v):
     _, exponent = jnp.frexp(peak)
     exponent = jnp.where((peak > 0) & jnp.isfinite(peak), exponent, 0)
     # A row of zeros is exactly zero: -inf, so it never sets a shared scale.
-    return jnp.ldexp(v, -exponent[..., None]).astype(v.dtype), jnp.where(peak > 0, log_v + exponent * math.log(2.0), -jnp.inf)
+    return jnp.ldexp(v, -exponent[..., None]).astype(v.dtype), jnp.where(
+        peak > 0, log_v + exponent * math.log(2.0), -jnp.inf
+    )
 
 
 def _log_rms(v, log_v):
@@ -387,7 +442,20 @@ def _log_rms(v, log_v):
     return log_v + jnp.log(rms)
 
 
-def _backward_one(g_hat, log_g, start_hat, start_log, a_prev_hat, log_a_prev, dphi, sigma_w, w_hat, layer, depths, bucket):
+def _backward_one(
+    g_hat,
+    log_g,
+    start_hat,
+    start_log,
+    a_prev_hat,
+    log_a_prev,
+    dphi,
+    sigma_w,
+    w_hat,
+    layer,
+    depths,
+    bucket,
+):
     """One layer of every stream of one family. g_hat (S, B, N), log_g (S, B); depths (S,)."""
     compute_dtype = bucket.compute_dtype
     starts = depths == layer
@@ -395,7 +463,9 @@ def _backward_one(g_hat, log_g, start_hat, start_log, a_prev_hat, log_a_prev, dp
     log_g = jnp.where(starts[:, None], start_log, log_g)
     live = depths >= layer
 
-    delta, log_delta = rescale_pow2(dphi[None].astype(compute_dtype) * g_hat.astype(compute_dtype), log_g)
+    delta, log_delta = rescale_pow2(
+        dphi[None].astype(compute_dtype) * g_hat.astype(compute_dtype), log_g
+    )
     # ||Σ_b δ_b a_b^T||_F² = Σ_bc (w_b δ_b)·(w_c δ_c) (a_b·a_c): B x B Gram matrices, never an
     # N x N gradient. Both products are per family, so XLA may compute them differently for
     # another number of families (a batch of one becomes an unbatched dot): they run in
@@ -410,7 +480,9 @@ def _backward_one(g_hat, log_g, start_hat, start_log, a_prev_hat, log_a_prev, dp
     weighted = delta.astype(jnp.float64) * weights[..., None]  # (S, B, N)
     n_streams, batch, width = weighted.shape
     by_sample = jnp.swapaxes(weighted, 1, 2).reshape(n_streams * width, batch)
-    mixed = jnp.swapaxes(rows_times_transpose(by_sample, gram_a).reshape(n_streams, width, batch), 1, 2)
+    mixed = jnp.swapaxes(
+        rows_times_transpose(by_sample, gram_a).reshape(n_streams, width, batch), 1, 2
+    )
     frob_sq = jnp.sum(weighted * mixed, axis=(-2, -1))
     log_grad = jnp.where(live, top[:, 0] + 0.5 * jnp.log(jnp.maximum(frob_sq, 0)), jnp.nan)
 
@@ -435,13 +507,18 @@ def depth_groups(depths: tuple[int, ...], max_groups: int = 2) -> list[tuple[int
     for k in range(1, groups + 1):
         for end in range(1, n + 1):
             options = [
-                (best[(k - 1, start)][0] + (end - start) * depths[end - 1], best[(k - 1, start)][1] + [(start, end)])
+                (
+                    best[(k - 1, start)][0] + (end - start) * depths[end - 1],
+                    best[(k - 1, start)][1] + [(start, end)],
+                )
                 for start in range(k - 1, end)
                 if (k - 1, start) in best
             ]
             if options:
                 best[(k, end)] = min(options, key=lambda o: o[0])
-    cost, runs = min((best[(k, n)] for k in range(1, groups + 1) if (k, n) in best), key=lambda o: o[0])
+    cost, runs = min(
+        (best[(k, n)] for k in range(1, groups + 1) if (k, n) in best), key=lambda o: o[0]
+    )
     return [tuple(depths[a:b]) for a, b in runs]
 
 
@@ -457,9 +534,12 @@ def backward(sigma_w, fwd, keys, bucket: Bucket, depth=None):
       log_backward_gain (F, S): ln RMS_b ||dℓ/da_0|| - ln RMS_b ||dℓ/da_d||.
     """
     own = 0 if bucket.independent else None  # weights and stream depths: per family, or shared
-    g_out, log_g_out = jax.vmap(output_cotangents, in_axes=(0, 0, own, None))(fwd["a_hat"], fwd["log_a"], keys, bucket)
+    g_out, log_g_out = jax.vmap(output_cotangents, in_axes=(0, 0, own, None))(
+        fwd["a_hat"], fwd["log_a"], keys, bucket
+    )
     layer_step = jax.vmap(
-        functools.partial(_backward_one, bucket=bucket), in_axes=(0, 0, 0, 0, 0, 0, 0, 0, own, None, own)
+        functools.partial(_backward_one, bucket=bucket),
+        in_axes=(0, 0, 0, 0, 0, 0, 0, 0, own, None, own),
     )
     layer_axis_first = lambda t: jnp.moveaxis(t, 1, 0)  # noqa: E731
     n_families = sigma_w.shape[0]
@@ -478,7 +558,16 @@ def backward(sigma_w, fwd, keys, bucket: Bucket, depth=None):
             layer, a_prev_hat, log_a_prev, dphi = xs
             w_hat, _ = _draw_layer(keys, layer, bucket)
             g_hat, log_g, log_grad = layer_step(
-                *carry, start_hat, start_log, a_prev_hat, log_a_prev, dphi, sigma_w, w_hat, layer, depths
+                *carry,
+                start_hat,
+                start_log,
+                a_prev_hat,
+                log_a_prev,
+                dphi,
+                sigma_w,
+                w_hat,
+                layer,
+                depths,
             )
             return (g_hat, log_g), log_grad
 
@@ -491,15 +580,23 @@ def backward(sigma_w, fwd, keys, bucket: Bucket, depth=None):
             layer_axis_first(fwd["dphi"][:, :top]),
         )
         (g0_hat, log_g0), log_grad = jax.lax.scan(step, init, xs, reverse=True)
-        log_grad = jnp.concatenate([log_grad, jnp.full((bucket.max_depth - top, n_families, len(group)), jnp.nan)])
+        log_grad = jnp.concatenate(
+            [log_grad, jnp.full((bucket.max_depth - top, n_families, len(group)), jnp.nan)]
+        )
         grads.append(jnp.moveaxis(log_grad, 0, -1))
         gains.append(
-            _log_rms_over_batch(_log_rms(g0_hat, log_g0)) - _log_rms_over_batch(_log_rms(start_hat, start_log))
+            _log_rms_over_batch(_log_rms(g0_hat, log_g0))
+            - _log_rms_over_batch(_log_rms(start_hat, start_log))
         )
-    return {"log_grad_norm": jnp.concatenate(grads, axis=1), "log_backward_gain": jnp.concatenate(gains, axis=1)}
+    return {
+        "log_grad_norm": jnp.concatenate(grads, axis=1),
+        "log_backward_gain": jnp.concatenate(gains, axis=1),
+    }
 
 
-def families(sigma_w, sigma_b, seed, root_key, bucket: Bucket, depth=None, words=None, choice=(0, 0)):
+def families(
+    sigma_w, sigma_b, seed, root_key, bucket: Bucket, depth=None, words=None, choice=(0, 0)
+):
     """All metrics of F families that share a seed (and so every weight), in log10.
 
     Args:
@@ -514,7 +611,9 @@ def families(sigma_w, sigma_b, seed, root_key, bucket: Bucket, depth=None, words
     """
     init_index, activation_index = choice
     if bucket.independent:
-        keys = jax.vmap(config_keys, (None, 0, None, None))(root_key, words, bucket.init, init_index)
+        keys = jax.vmap(config_keys, (None, 0, None, None))(
+            root_key, words, bucket.init, init_index
+        )
     else:
         keys = family_keys(root_key, seed, bucket.width, bucket.init, init_index)
     fwd = forward(sigma_w, sigma_b, keys, bucket, depth, activation_index)

@@ -30,7 +30,16 @@ from collections.abc import Iterable, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-AXES = ("depth", "sigma_w", "sigma_b", "width", "init", "activation", "seed", "learning_rate")  # learning_rate: sweeps that train
+AXES = (
+    "depth",
+    "sigma_w",
+    "sigma_b",
+    "width",
+    "init",
+    "activation",
+    "seed",
+    "learning_rate",
+)  # learning_rate: sweeps that train
 AGGREGATIONS = ("median", "mean")
 FORMATS = (".png", ".svg", ".pdf")
 LAYER_METRICS = ("log10_act_norm", "log10_grad_norm")
@@ -115,14 +124,18 @@ def _is_numeric(series: pd.Series) -> bool:
 
 
 def _match(series: pd.Series, key: str, wanted) -> pd.Series:
-    wanted = list(wanted) if isinstance(wanted, (list, tuple, set, np.ndarray, pd.Series)) else [wanted]
+    wanted = (
+        list(wanted) if isinstance(wanted, (list, tuple, set, np.ndarray, pd.Series)) else [wanted]
+    )
     if _is_numeric(series):
         numbers = []
         for value in wanted:
             try:
                 numbers.append(float(value))
             except (TypeError, ValueError):
-                raise PlotError(f"--where {key}={value}: {key} takes numbers, e.g. {key}={_format_value(series.iloc[0]) if len(series) else 1}") from None
+                raise PlotError(
+                    f"--where {key}={value}: {key} takes numbers, e.g. {key}={_format_value(series.iloc[0]) if len(series) else 1}"
+                ) from None
         column = series.to_numpy(dtype=np.float64)
         mask = np.zeros(len(series), dtype=bool)
         for number in numbers:
@@ -142,7 +155,9 @@ def select(df: pd.DataFrame, where: Mapping[str, object] | None) -> pd.DataFrame
         return df
     for key, wanted in where.items():
         if key not in df.columns or key not in _scalar_columns(df):
-            raise PlotError(f"--where {key}=...: unknown column {key!r}; accepted: {', '.join(a for a in AXES if a in df.columns)} or another scalar column")
+            raise PlotError(
+                f"--where {key}=...: unknown column {key!r}; accepted: {', '.join(a for a in AXES if a in df.columns)} or another scalar column"
+            )
         if len(df) == 0:
             break
         kept = df[_match(df[key], key, wanted)]
@@ -188,7 +203,9 @@ def check_single_valued(df: pd.DataFrame, axes: Iterable[str]) -> dict[str, obje
     return fixed
 
 
-def aggregate_seeds(df: pd.DataFrame, by: Sequence[str], columns: Sequence[str], agg: str = "median") -> pd.DataFrame:
+def aggregate_seeds(
+    df: pd.DataFrame, by: Sequence[str], columns: Sequence[str], agg: str = "median"
+) -> pd.DataFrame:
     """One row per distinct ``by`` tuple, with ``columns`` aggregated over the other rows.
 
     The other rows are the seeds once every other axis is fixed. NaN values are skipped;
@@ -208,7 +225,11 @@ def aggregate_seeds(df: pd.DataFrame, by: Sequence[str], columns: Sequence[str],
         raise PlotError(f"unknown aggregation {agg!r}; accepted: {', '.join(AGGREGATIONS)}")
     by = list(dict.fromkeys(by))
     grouped = df.groupby(by, sort=True, dropna=False, observed=True)
-    values = grouped[list(columns)].agg(agg) if columns else grouped.size().to_frame("n_seeds").iloc[:, :0]
+    values = (
+        grouped[list(columns)].agg(agg)
+        if columns
+        else grouped.size().to_frame("n_seeds").iloc[:, :0]
+    )
     values = values.astype(np.float64)
     values["n_seeds"] = grouped.size().astype(np.int64)
     return values.reset_index()
@@ -225,7 +246,9 @@ class Panel:
     frame: pd.DataFrame
 
 
-def facet_panels(df: pd.DataFrame, facet: Sequence[str], wrap: int = 4) -> tuple[list[Panel], int, int]:
+def facet_panels(
+    df: pd.DataFrame, facet: Sequence[str], wrap: int = 4
+) -> tuple[list[Panel], int, int]:
     """Splits rows into panels, one per value combination of the ``facet`` axes.
 
     Layout: no facet -> one panel; one facet axis -> one panel per value, wrapped at
@@ -239,7 +262,10 @@ def facet_panels(df: pd.DataFrame, facet: Sequence[str], wrap: int = 4) -> tuple
     if not facet:
         return [Panel(0, 0, "", {}, df)], 1, 1
     levels = [_unique(df[a]) for a in facet]
-    groups = {k if isinstance(k, tuple) else (k,): g for k, g in df.groupby(facet, sort=False, observed=True)}
+    groups = {
+        k if isinstance(k, tuple) else (k,): g
+        for k, g in df.groupby(facet, sort=False, observed=True)
+    }
     panels = []
     if len(facet) == 1:
         n_cols = min(len(levels[0]), wrap) or 1
@@ -248,7 +274,9 @@ def facet_panels(df: pd.DataFrame, facet: Sequence[str], wrap: int = 4) -> tuple
     else:
         col_keys = list(itertools.product(*levels[1:]))
         n_rows, n_cols = len(levels[0]), len(col_keys)
-        positions = {(r, *c): (i, j) for i, r in enumerate(levels[0]) for j, c in enumerate(col_keys)}
+        positions = {
+            (r, *c): (i, j) for i, r in enumerate(levels[0]) for j, c in enumerate(col_keys)
+        }
     for key, (i, j) in positions.items():
         frame = groups.get(key)
         if frame is None:
@@ -325,7 +353,9 @@ def _check_facet(facet, df, exclude=()) -> list[str]:
     for f in facet:
         _check_axis("facet", f, df)
         if f in exclude:
-            raise PlotError(f"cannot facet on {f!r} here (it is plotted, or seed in a layer plot); accepted: {', '.join(a for a in AXES if a not in exclude)}")
+            raise PlotError(
+                f"cannot facet on {f!r} here (it is plotted, or seed in a layer plot); accepted: {', '.join(a for a in AXES if a not in exclude)}"
+            )
     if len(set(facet)) != len(facet):
         raise PlotError(f"facet {','.join(facet)} repeats an axis")
     return facet
@@ -344,7 +374,9 @@ def output_format(path: str) -> str:
     """
     ext = os.path.splitext(path)[1].lower()
     if ext not in FORMATS:
-        raise PlotError(f"--out {path}: unknown image format {ext or '(none)'!r}; accepted: {', '.join(FORMATS)}")
+        raise PlotError(
+            f"--out {path}: unknown image format {ext or '(none)'!r}; accepted: {', '.join(FORMATS)}"
+        )
     return ext[1:]
 
 
@@ -402,7 +434,11 @@ def critical_sigma_w(frame: pd.DataFrame, along: str | None = None) -> pd.Series
 def _draw_theory(ax, frame: pd.DataFrame, x: str, y: str, limits, logs, xi_multiple: float) -> list:
     """Draws the critical σ_w line and the ξ_c curve on ax; returns legend handles."""
     handles = []
-    if "sigma_w" not in (x, y) or "theory_chi1" not in frame.columns or frame["theory_chi1"].isna().all():
+    if (
+        "sigma_w" not in (x, y)
+        or "theory_chi1" not in frame.columns
+        or frame["theory_chi1"].isna().all()
+    ):
         return handles
     other = y if x == "sigma_w" else x
     if other in ("init", "activation"):
@@ -419,23 +455,53 @@ def _draw_theory(ax, frame: pd.DataFrame, x: str, y: str, limits, logs, xi_multi
             along = np.concatenate([[other_lo], along, [other_hi]])
             sw = np.concatenate([[sw[0]], sw, [sw[-1]]])
         xs, ys = (sw, along) if x == "sigma_w" else (along, sw)
-        (line,) = ax.plot(xs, ys, color="black", linestyle="--", linewidth=1.4, label="theory: critical σ_w (χ₁ = 1)")
+        (line,) = ax.plot(
+            xs,
+            ys,
+            color="black",
+            linestyle="--",
+            linewidth=1.4,
+            label="theory: critical σ_w (χ₁ = 1)",
+        )
         handles.append(line)
         if np.allclose(sw, sw[0], rtol=1e-9):
             # Label the straight line with its value, on the side with more room.
-            box = {"boxstyle": "round,pad=0.15", "facecolor": "white", "edgecolor": "none", "alpha": 0.75}
+            box = {
+                "boxstyle": "round,pad=0.15",
+                "facecolor": "white",
+                "edgecolor": "none",
+                "alpha": 0.75,
+            }
             lo, hi = (x_lo, x_hi) if x == "sigma_w" else (y_lo, y_hi)
             log = logs[0] if x == "sigma_w" else logs[1]
             where = (math.log(sw[0] / lo) / math.log(hi / lo)) if log else (sw[0] - lo) / (hi - lo)
             text = f"σ_w* = {sw[0]:.4g}"
             if x == "sigma_w":
                 ha = "right" if where > 0.6 else "left"
-                ax.annotate(text, (sw[0], 0.03), xycoords=ax.get_xaxis_transform(), xytext=(-3 if ha == "right" else 3, 0),
-                            textcoords="offset points", ha=ha, va="bottom", fontsize=7.5, bbox=box)
+                ax.annotate(
+                    text,
+                    (sw[0], 0.03),
+                    xycoords=ax.get_xaxis_transform(),
+                    xytext=(-3 if ha == "right" else 3, 0),
+                    textcoords="offset points",
+                    ha=ha,
+                    va="bottom",
+                    fontsize=7.5,
+                    bbox=box,
+                )
             else:
                 va = "top" if where > 0.6 else "bottom"
-                ax.annotate(text, (0.03, sw[0]), xycoords=ax.get_yaxis_transform(), xytext=(0, -3 if va == "top" else 3),
-                            textcoords="offset points", ha="left", va=va, fontsize=7.5, bbox=box)
+                ax.annotate(
+                    text,
+                    (0.03, sw[0]),
+                    xycoords=ax.get_yaxis_transform(),
+                    xytext=(0, -3 if va == "top" else 3),
+                    textcoords="offset points",
+                    ha="left",
+                    va=va,
+                    fontsize=7.5,
+                    bbox=box,
+                )
     if other == "depth" and "theory_xi_c" in frame.columns:
         xi = frame.groupby("sigma_w", sort=True)["theory_xi_c"].median()
         sw = xi.index.to_numpy(np.float64)
@@ -446,7 +512,11 @@ def _draw_theory(ax, frame: pd.DataFrame, x: str, y: str, limits, logs, xi_multi
         visible = np.isfinite(depth_scale) & (depth_scale < top / 10.0) & (depth_scale > lo)
         if visible.any():
             xs, ys = (sw, depth_scale) if x == "sigma_w" else (depth_scale, sw)
-            label = f"theory: {xi_multiple:g}·|ξ_c| (correlation depth scale)" if xi_multiple != 1 else "theory: |ξ_c| (correlation depth scale)"
+            label = (
+                f"theory: {xi_multiple:g}·|ξ_c| (correlation depth scale)"
+                if xi_multiple != 1
+                else "theory: |ξ_c| (correlation depth scale)"
+            )
             (line,) = ax.plot(xs, ys, color="0.1", linestyle=":", linewidth=1.8, label=label)
             handles.append(line)
     return handles
@@ -485,10 +555,18 @@ def _symmetric_limit(values: np.ndarray) -> float:
     return limit if limit > 0 else (float(finite.max()) or 1.0)
 
 
-def _fixed_description(fixed: Mapping[str, object], n_seeds: int, agg: str, seed_plotted: bool) -> str:
-    parts = [f"{AXIS_SYMBOLS.get(a, a)} = {_format_value(v)}" for a, v in fixed.items() if a != "seed"]
+def _fixed_description(
+    fixed: Mapping[str, object], n_seeds: int, agg: str, seed_plotted: bool
+) -> str:
+    parts = [
+        f"{AXIS_SYMBOLS.get(a, a)} = {_format_value(v)}" for a, v in fixed.items() if a != "seed"
+    ]
     if not seed_plotted:
-        parts.append(f"seed = {_format_value(fixed['seed'])}" if "seed" in fixed else f"{agg} over {n_seeds} seeds")
+        parts.append(
+            f"seed = {_format_value(fixed['seed'])}"
+            if "seed" in fixed
+            else f"{agg} over {n_seeds} seeds"
+        )
     return ", ".join(parts)
 
 
@@ -572,9 +650,12 @@ def phase_diagram(
 
     cmap = mpl.colormaps[cmap_name].with_extremes(bad="0.8")
     norm = mpl.colors.Normalize(vmin=vmin, vmax=vmax)
-    extend = {(False, False): "neither", (True, False): "min", (False, True): "max", (True, True): "both"}[
-        (bool((values < vmin).any()), bool((values > vmax).any()))
-    ]
+    extend = {
+        (False, False): "neither",
+        (True, False): "min",
+        (False, True): "max",
+        (True, True): "both",
+    }[(bool((values < vmin).any()), bool((values > vmax).any()))]
 
     fig = _new_figure(1.6 + 3.4 * n_cols, 1.2 + 2.9 * n_rows)
     axes = fig.subplots(n_rows, n_cols, squeeze=False, sharex=True, sharey=True)
@@ -584,7 +665,9 @@ def phase_diagram(
     for panel in panels:
         ax = axes[panel.row, panel.col]
         used.add((panel.row, panel.col))
-        grid = panel.frame.pivot(index=y, columns=x, values=metric).reindex(index=y_values, columns=x_values)
+        grid = panel.frame.pivot(index=y, columns=x, values=metric).reindex(
+            index=y_values, columns=x_values
+        )
         z = grid.to_numpy(np.float64)
         big = max(abs(vmin), abs(vmax)) * 1e3
         z_drawn = np.ma.masked_invalid(np.nan_to_num(z, nan=np.nan, posinf=big, neginf=-big))
@@ -593,11 +676,28 @@ def phase_diagram(
             finite_z = z_drawn.compressed()
             if finite_z.size and finite_z.min() < 0 < finite_z.max():
                 ax.contour(xc, yc, z_drawn, levels=[0.0], colors="black", linewidths=1.8)
-                handles.setdefault("measured", Line2D([], [], color="black", linewidth=1.8, label=f"measured boundary ({_short(metric)} = 0)"))
+                handles.setdefault(
+                    "measured",
+                    Line2D(
+                        [],
+                        [],
+                        color="black",
+                        linewidth=1.8,
+                        label=f"measured boundary ({_short(metric)} = 0)",
+                    ),
+                )
         ax.set_xlim(xe[0], xe[-1])
         ax.set_ylim(ye[0], ye[-1])
         if theory_columns:
-            for line in _draw_theory(ax, panel.frame, x, y, ((xe[0], xe[-1]), (ye[0], ye[-1])), (x_log, y_log), xi_multiple):
+            for line in _draw_theory(
+                ax,
+                panel.frame,
+                x,
+                y,
+                ((xe[0], xe[-1]), (ye[0], ye[-1])),
+                (x_log, y_log),
+                xi_multiple,
+            ):
                 handles.setdefault(line.get_label(), _legend_copy(line, Line2D))
             ax.set_xlim(xe[0], xe[-1])
             ax.set_ylim(ye[0], ye[-1])
@@ -623,27 +723,74 @@ def phase_diagram(
             if j == 0:
                 ax.set_ylabel(AXIS_LABELS.get(y, y))
 
-    bar = fig.colorbar(mesh, ax=axes[np.array([[(i, j) in used for j in range(n_cols)] for i in range(n_rows)])].tolist(), extend=extend, shrink=0.9 if n_rows > 1 else 1.0, aspect=30)
+    bar = fig.colorbar(
+        mesh,
+        ax=axes[
+            np.array([[(i, j) in used for j in range(n_cols)] for i in range(n_rows)])
+        ].tolist(),
+        extend=extend,
+        shrink=0.9 if n_rows > 1 else 1.0,
+        aspect=30,
+    )
     bar.set_label(METRIC_LABELS.get(metric, metric))
     if diverging:
         # Past the extension triangles (5% of the bar each) when the bar is extended.
         top = 1.07 if extend in ("max", "both") else 1.01
         bottom = -0.07 if extend in ("min", "both") else -0.01
-        bar.ax.text(0.5, top, "exploding", transform=bar.ax.transAxes, ha="center", va="bottom", fontsize=8, color=mpl.colormaps[cmap_name](0.95))
-        bar.ax.text(0.5, bottom, "vanishing", transform=bar.ax.transAxes, ha="center", va="top", fontsize=8, color=mpl.colormaps[cmap_name](0.05))
+        bar.ax.text(
+            0.5,
+            top,
+            "exploding",
+            transform=bar.ax.transAxes,
+            ha="center",
+            va="bottom",
+            fontsize=8,
+            color=mpl.colormaps[cmap_name](0.95),
+        )
+        bar.ax.text(
+            0.5,
+            bottom,
+            "vanishing",
+            transform=bar.ax.transAxes,
+            ha="center",
+            va="top",
+            fontsize=8,
+            color=mpl.colormaps[cmap_name](0.05),
+        )
     if handles:
-        fig.legend(handles=list(handles.values()), loc="outside lower center", ncols=min(3, len(handles)), fontsize=9, frameon=False)
+        fig.legend(
+            handles=list(handles.values()),
+            loc="outside lower center",
+            ncols=min(3, len(handles)),
+            fontsize=9,
+            frameon=False,
+        )
     n_seeds = int(table["n_seeds"].max()) if len(table) else 0
-    fig.suptitle(title or f"{_short(metric)} over {AXIS_SYMBOLS.get(x, x)} and {AXIS_SYMBOLS.get(y, y)}  ({_fixed_description(fixed, n_seeds, agg, 'seed' in by)})", fontsize=11)
+    fig.suptitle(
+        title
+        or f"{_short(metric)} over {AXIS_SYMBOLS.get(x, x)} and {AXIS_SYMBOLS.get(y, y)}  ({_fixed_description(fixed, n_seeds, agg, 'seed' in by)})",
+        fontsize=11,
+    )
     return fig
 
 
 def _short(metric: str) -> str:
-    return metric.removeprefix("theory_").removeprefix("log10_").replace("_", " ") if metric.startswith(("log10_", "theory_")) else metric
+    return (
+        metric.removeprefix("theory_").removeprefix("log10_").replace("_", " ")
+        if metric.startswith(("log10_", "theory_"))
+        else metric
+    )
 
 
 def _legend_copy(line, line_cls):
-    return line_cls([], [], color=line.get_color(), linestyle=line.get_linestyle(), linewidth=line.get_linewidth(), label=line.get_label())
+    return line_cls(
+        [],
+        [],
+        color=line.get_color(),
+        linestyle=line.get_linestyle(),
+        linewidth=line.get_linewidth(),
+        label=line.get_label(),
+    )
 
 
 def layer_plot(
@@ -694,14 +841,20 @@ def layer_plot(
         raise PlotError("the selection has no rows; the results directory is empty")
     if "depth" not in (where or {}) and "depth" not in facet:
         rows = rows[rows["depth"] == rows["depth"].max()]
-    varying = [a for a in AXES if a not in (*facet, "seed") and a in rows.columns and rows[a].nunique() > 1]
+    varying = [
+        a for a in AXES if a not in (*facet, "seed") and a in rows.columns and rows[a].nunique() > 1
+    ]
     if len(varying) > 1:
         raise PlotError(
             f"{', '.join(varying)} vary, but a layer plot colours lines by one axis: "
             f"fix all but one with --where (e.g. --where {varying[1]}={_format_value(_unique(rows[varying[1]])[0])}) or add them to --facet"
         )
     hue = varying[0] if varying else None
-    fixed = {a: _unique(rows[a])[0] for a in AXES if a not in (*facet, "seed", *(varying)) and a in rows.columns and rows[a].notna().any()}
+    fixed = {
+        a: _unique(rows[a])[0]
+        for a in AXES
+        if a not in (*facet, "seed", *(varying)) and a in rows.columns and rows[a].notna().any()
+    }
     long = rows if "layer" in rows.columns else layers_module.long_table(rows)
     by = [*facet, *([hue] if hue else []), "layer"]
     table = aggregate_seeds(long, by, metrics, agg)
@@ -720,7 +873,9 @@ def layer_plot(
     colours = {v: cmap(0.9 * i / max(len(hue_values) - 1, 1)) for i, v in enumerate(hue_values)}
     use_colorbar = numeric_hue and len(hue_values) > MAX_LEGEND_LINES
 
-    fig = _new_figure(1.4 + 4.2 * n_cols + (0.8 if use_colorbar else 1.6 if hue else 0.0), 1.0 + 2.8 * n_rows)
+    fig = _new_figure(
+        1.4 + 4.2 * n_cols + (0.8 if use_colorbar else 1.6 if hue else 0.0), 1.0 + 2.8 * n_rows
+    )
     axes = fig.subplots(n_rows, n_cols, squeeze=False, sharex=True)
     power_of_ten = FuncFormatter(lambda v, _: f"$10^{{{v:g}}}$")
     for i, panel in enumerate(panels):
@@ -730,7 +885,13 @@ def layer_plot(
                 line = panel.frame if hue is None else panel.frame[panel.frame[hue] == value]
                 line = line.dropna(subset=[metric])
                 label = _format_value(value) if hue else None
-                ax.plot(line["layer"], line[metric], color=colours[value] if hue else "C0", linewidth=1.4, label=label)
+                ax.plot(
+                    line["layer"],
+                    line[metric],
+                    color=colours[value] if hue else "C0",
+                    linewidth=1.4,
+                    label=label,
+                )
             ax.axhline(0.0, color="0.6", linewidth=0.8, linestyle=":")
             ax.yaxis.set_major_locator(MaxNLocator(nbins=6, steps=[1, 2, 5, 10]))
             ax.yaxis.set_major_formatter(power_of_ten)
@@ -742,13 +903,30 @@ def layer_plot(
             heading = {"log10_act_norm": "activations", "log10_grad_norm": "gradients"}[metric]
             ax.set_title(f"{heading}, {panel.title}" if panel.title else heading, fontsize=10)
     if use_colorbar:
-        mappable = mpl.cm.ScalarMappable(norm=mpl.colors.Normalize(min(hue_values), max(hue_values)), cmap=mpl.colors.ListedColormap([colours[v] for v in hue_values]))
+        mappable = mpl.cm.ScalarMappable(
+            norm=mpl.colors.Normalize(min(hue_values), max(hue_values)),
+            cmap=mpl.colors.ListedColormap([colours[v] for v in hue_values]),
+        )
         bar = fig.colorbar(mappable, ax=axes.ravel().tolist(), aspect=30)
         bar.set_label(AXIS_LABELS.get(hue, hue))
     elif hue:
         handles, labels = axes[0, 0].get_legend_handles_labels()
-        fig.legend(handles, labels, loc="outside right upper", fontsize=9, frameon=False, title=AXIS_SYMBOLS.get(hue, hue), title_fontsize=10)
-    description = ", ".join(f"{AXIS_SYMBOLS.get(a, a)} = {_format_value(v)}" for a, v in fixed.items() if a != "seed")
-    seed_text = f"seed = {_format_value(fixed['seed'])}" if "seed" in fixed else f"{agg} over {len(seeds)} seeds"
+        fig.legend(
+            handles,
+            labels,
+            loc="outside right upper",
+            fontsize=9,
+            frameon=False,
+            title=AXIS_SYMBOLS.get(hue, hue),
+            title_fontsize=10,
+        )
+    description = ", ".join(
+        f"{AXIS_SYMBOLS.get(a, a)} = {_format_value(v)}" for a, v in fixed.items() if a != "seed"
+    )
+    seed_text = (
+        f"seed = {_format_value(fixed['seed'])}"
+        if "seed" in fixed
+        else f"{agg} over {len(seeds)} seeds"
+    )
     fig.suptitle(title or f"norms against layer  ({description}, {seed_text})", fontsize=11)
     return fig

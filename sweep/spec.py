@@ -47,7 +47,13 @@ MAX_SEED = 2**31 - 1
 MAX_DEPTH, MAX_WIDTH, MAX_AXIS_LENGTH, MAX_CONFIGS = 10**6, 2**16, 10**6, 10**9
 INTEGER_AXES = ("depth", "width", "seed")
 # The optional [train] table (the trainability probe, sweep.train); absent: no training.
-TRAIN_DEFAULTS = {"steps": 300, "optimizer": "sgd", "learning_rate": 0.01, "batch_size": 32, "task": "digits"}
+TRAIN_DEFAULTS = {
+    "steps": 300,
+    "optimizer": "sgd",
+    "learning_rate": 0.01,
+    "batch_size": 32,
+    "task": "digits",
+}
 TRAIN_OPTIMIZERS = ("sgd", "momentum", "adam", "rmsprop")
 
 
@@ -72,7 +78,11 @@ class TrainSettings:
     task: str = TRAIN_DEFAULTS["task"]
 
     def __post_init__(self):
-        rates = self.learning_rate if isinstance(self.learning_rate, (tuple, list)) else (self.learning_rate,)
+        rates = (
+            self.learning_rate
+            if isinstance(self.learning_rate, (tuple, list))
+            else (self.learning_rate,)
+        )
         object.__setattr__(self, "learning_rate", tuple(sorted({float(r) for r in rates})))
 
     def to_dict(self) -> dict[str, Any]:
@@ -116,7 +126,9 @@ class Spec:
         return AXES + (("learning_rate",) if self.train is not None else ())
 
     def _row_axis_values(self) -> list[tuple]:
-        return [self.axes[a] for a in AXES] + ([self.train.learning_rate] if self.train is not None else [])
+        return [self.axes[a] for a in AXES] + (
+            [self.train.learning_rate] if self.train is not None else []
+        )
 
     @property
     def n_configs(self) -> int:
@@ -150,13 +162,19 @@ def _expand_range(key: str, table: dict, label: str | None = None) -> list:
     label = label or f"axes.{key}"
     unknown = set(table) - set(RANGE_KEYS)
     if unknown:
-        raise SpecError(f"{label}: unknown range key {sorted(unknown)[0]!r}; accepted: start, stop, num or step, log")
+        raise SpecError(
+            f"{label}: unknown range key {sorted(unknown)[0]!r}; accepted: start, stop, num or step, log"
+        )
     if "start" not in table or "stop" not in table or ("num" in table) == ("step" in table):
         raise SpecError(f"{label}: a range needs start, stop and exactly one of num or step")
     start, stop, log = table["start"], table["stop"], table.get("log", False)
     for name in ("start", "stop"):
         value = table[name]
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, (int, float))
+            or not math.isfinite(value)
+        ):
             raise SpecError(f"{label}.{name}: {value!r} is not a finite number")
     if not isinstance(log, bool):
         raise SpecError(f"{label}.log: {log!r} must be true or false")
@@ -167,15 +185,21 @@ def _expand_range(key: str, table: dict, label: str | None = None) -> list:
         if isinstance(num, bool) or not isinstance(num, int) or num < 1:
             raise SpecError(f"{label}.num: {num!r} must be an integer >= 1")
         if num > MAX_AXIS_LENGTH:
-            raise SpecError(f"{label}.num: {num} values is more than {MAX_AXIS_LENGTH:,}; split the sweep")
+            raise SpecError(
+                f"{label}.num: {num} values is more than {MAX_AXIS_LENGTH:,}; split the sweep"
+            )
         values = np.geomspace(start, stop, num) if log else np.linspace(start, stop, num)
     else:
         step = table["step"]
         if isinstance(step, bool) or not isinstance(step, (int, float)) or not step > 0:
-            raise SpecError(f"{label}.step: {step!r} must be a number > 0 (a factor > 1 with log = true)")
+            raise SpecError(
+                f"{label}.step: {step!r} must be a number > 0 (a factor > 1 with log = true)"
+            )
         if log:
             if step <= 1:
-                raise SpecError(f"{label}.step: with log = true the step is a factor and must be > 1, got {step!r}")
+                raise SpecError(
+                    f"{label}.step: with log = true the step is a factor and must be > 1, got {step!r}"
+                )
             ratio = math.log(stop) - math.log(start)
             count = _range_count(label, ratio / math.log(step))
             values = start * step ** np.arange(count)
@@ -189,7 +213,9 @@ def _expand_range(key: str, table: dict, label: str | None = None) -> list:
 
 def _range_count(label: str, steps: float) -> int:
     if not math.isfinite(steps) or steps + 1 > MAX_AXIS_LENGTH:
-        raise SpecError(f"{label}: the range has more than {MAX_AXIS_LENGTH:,} values; use a larger step")
+        raise SpecError(
+            f"{label}: the range has more than {MAX_AXIS_LENGTH:,} values; use a larger step"
+        )
     return max(int(math.floor(steps + 1e-9)) + 1, 0)
 
 
@@ -205,7 +231,9 @@ def _axis_values(key: str, raw: Any) -> list:
     return values
 
 
-def _check_int(key: str, value: Any, low: int, high: int | None = None, what: str = "an integer") -> int:
+def _check_int(
+    key: str, value: Any, low: int, high: int | None = None, what: str = "an integer"
+) -> int:
     if isinstance(value, float) and value.is_integer() and key != "seed":
         value = int(value)
     if isinstance(value, bool) or not isinstance(value, int):
@@ -232,7 +260,9 @@ def _check_name(key: str, value: Any, accepted) -> str:
 
 def _validate_axis(key: str, values: list) -> tuple:
     if key in ("depth", "width"):
-        checked = [_check_int(key, v, 1, MAX_DEPTH if key == "depth" else MAX_WIDTH) for v in values]
+        checked = [
+            _check_int(key, v, 1, MAX_DEPTH if key == "depth" else MAX_WIDTH) for v in values
+        ]
     elif key == "seed":
         checked = [_check_int(key, v, 0, MAX_SEED, "an integer seed") for v in values]
     elif key in ("sigma_w", "sigma_b"):
@@ -251,7 +281,9 @@ def from_dict(raw: dict[str, Any], default_name: str = "sweep") -> Spec:
         raise SpecError("a spec must be a table with [axes] and optional [settings]")
     unknown = set(raw) - set(TOP_LEVEL_KEYS)
     if unknown:
-        raise SpecError(f"unknown key {sorted(unknown)[0]!r}; accepted top-level keys: {', '.join(TOP_LEVEL_KEYS)}")
+        raise SpecError(
+            f"unknown key {sorted(unknown)[0]!r}; accepted top-level keys: {', '.join(TOP_LEVEL_KEYS)}"
+        )
     name = raw.get("name", default_name)
     if not isinstance(name, str) or not name or "/" in name:
         raise SpecError(f"name: {name!r} must be a non-empty string without '/'")
@@ -263,7 +295,9 @@ def from_dict(raw: dict[str, Any], default_name: str = "sweep") -> Spec:
         raise SpecError(f"unknown axis {sorted(unknown)[0]!r}; accepted axes: {', '.join(AXES)}")
     for key in REQUIRED_AXES:
         if key not in axes_raw:
-            raise SpecError(f"axes.{key} is missing; give a list or a range such as {{start = 1, stop = 10, step = 1}}")
+            raise SpecError(
+                f"axes.{key} is missing; give a list or a range such as {{start = 1, stop = 10, step = 1}}"
+            )
     axes = {}
     for key in AXES:
         values = _axis_values(key, axes_raw[key]) if key in axes_raw else AXIS_DEFAULTS[key]
@@ -271,34 +305,61 @@ def from_dict(raw: dict[str, Any], default_name: str = "sweep") -> Spec:
 
     n_configs = math.prod(len(v) for v in axes.values())
     if n_configs > MAX_CONFIGS:
-        raise SpecError(f"axes: {n_configs:,} configs is more than {MAX_CONFIGS:,}; split the sweep with --shard or smaller axes")
+        raise SpecError(
+            f"axes: {n_configs:,} configs is more than {MAX_CONFIGS:,}; split the sweep with --shard or smaller axes"
+        )
 
     settings = raw.get("settings", {})
     if not isinstance(settings, dict):
         raise SpecError("settings: must be a table")
     unknown = set(settings) - set(SETTINGS_DEFAULTS)
     if unknown:
-        raise SpecError(f"unknown setting {sorted(unknown)[0]!r}; accepted: {', '.join(SETTINGS_DEFAULTS)}")
+        raise SpecError(
+            f"unknown setting {sorted(unknown)[0]!r}; accepted: {', '.join(SETTINGS_DEFAULTS)}"
+        )
     settings = {**SETTINGS_DEFAULTS, **settings}
     batch = settings["batch"]
     if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
         raise SpecError(f"settings.batch: {batch!r} must be an integer >= 1")
     if not isinstance(settings["dtype"], str) or settings["dtype"] not in DTYPES:
-        raise SpecError(f"settings.dtype: unknown dtype {settings['dtype']!r}; accepted: {', '.join(DTYPES)}")
+        raise SpecError(
+            f"settings.dtype: unknown dtype {settings['dtype']!r}; accepted: {', '.join(DTYPES)}"
+        )
     if not isinstance(settings["loss"], str) or settings["loss"] not in LOSSES:
-        raise SpecError(f"settings.loss: unknown loss {settings['loss']!r}; accepted: {', '.join(LOSSES)}")
+        raise SpecError(
+            f"settings.loss: unknown loss {settings['loss']!r}; accepted: {', '.join(LOSSES)}"
+        )
     if not isinstance(settings["draws"], str) or settings["draws"] not in DRAWS:
-        raise SpecError(f"settings.draws: unknown draws {settings['draws']!r}; accepted: {', '.join(DRAWS)}")
+        raise SpecError(
+            f"settings.draws: unknown draws {settings['draws']!r}; accepted: {', '.join(DRAWS)}"
+        )
     train = _train_settings(raw["train"]) if "train" in raw else None
     if train is not None and settings["draws"] != "shared":
-        raise SpecError('settings.draws: the [train] probe starts from shared draws; remove [train] or use draws = "shared"')
+        raise SpecError(
+            'settings.draws: the [train] probe starts from shared draws; remove [train] or use draws = "shared"'
+        )
     if train is not None and n_configs * len(train.learning_rate) > MAX_CONFIGS:
-        raise SpecError(f"train.learning_rate: {n_configs * len(train.learning_rate):,} trained configs is more than {MAX_CONFIGS:,}; use fewer learning rates or smaller axes")
-    return Spec(name=name, axes=axes, batch=batch, dtype=settings["dtype"], loss=settings["loss"], train=train, draws=settings["draws"])
+        raise SpecError(
+            f"train.learning_rate: {n_configs * len(train.learning_rate):,} trained configs is more than {MAX_CONFIGS:,}; use fewer learning rates or smaller axes"
+        )
+    return Spec(
+        name=name,
+        axes=axes,
+        batch=batch,
+        dtype=settings["dtype"],
+        loss=settings["loss"],
+        train=train,
+        draws=settings["draws"],
+    )
 
 
 def _positive_number(key: str, value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float))
+        or not math.isfinite(value)
+        or value <= 0
+    ):
         raise SpecError(f"train.{key}: {value!r} must be a finite number > 0")
     return float(value)
 
@@ -316,7 +377,9 @@ def _learning_rates(raw: Any) -> tuple[float, ...]:
     else:
         values = raw if isinstance(raw, list) else [raw]
     if not values:
-        raise SpecError("train.learning_rate: the list is empty; give a number > 0 or a list of them")
+        raise SpecError(
+            "train.learning_rate: the list is empty; give a number > 0 or a list of them"
+        )
     return tuple(sorted({_canonical_float(_positive_number("learning_rate", v)) for v in values}))
 
 
@@ -328,12 +391,18 @@ def _train_settings(raw: Any) -> TrainSettings:
         raise SpecError(f"train: must be a table of {', '.join(TRAIN_DEFAULTS)}")
     unknown = set(raw) - set(TRAIN_DEFAULTS)
     if unknown:
-        raise SpecError(f"unknown train key {sorted(unknown)[0]!r}; accepted: {', '.join(TRAIN_DEFAULTS)}")
+        raise SpecError(
+            f"unknown train key {sorted(unknown)[0]!r}; accepted: {', '.join(TRAIN_DEFAULTS)}"
+        )
     train = {**TRAIN_DEFAULTS, **raw}
     if not isinstance(train["optimizer"], str) or train["optimizer"] not in TRAIN_OPTIMIZERS:
-        raise SpecError(f"train.optimizer: unknown optimizer {train['optimizer']!r}; accepted: {', '.join(TRAIN_OPTIMIZERS)}")
+        raise SpecError(
+            f"train.optimizer: unknown optimizer {train['optimizer']!r}; accepted: {', '.join(TRAIN_OPTIMIZERS)}"
+        )
     if not isinstance(train["task"], str) or train["task"] not in tasks.TASKS:
-        raise SpecError(f"train.task: unknown task {train['task']!r}; accepted: {', '.join(tasks.TASKS)}")
+        raise SpecError(
+            f"train.task: unknown task {train['task']!r}; accepted: {', '.join(tasks.TASKS)}"
+        )
     return TrainSettings(
         steps=_positive_integer("steps", train["steps"]),
         optimizer=train["optimizer"],

@@ -145,7 +145,9 @@ def open_dir(out_dir: str, spec_dict: dict, root_seed: int, overwrite: bool) -> 
             for part in glob.glob(os.path.join(out_dir, PART_GLOB)):
                 os.remove(part)
     elif os.path.isdir(out_dir) and glob.glob(os.path.join(out_dir, PART_GLOB)) and not overwrite:
-        raise StoreError(f"{out_dir} holds Parquet parts but no {MANIFEST}; use another --out, or --overwrite")
+        raise StoreError(
+            f"{out_dir} holds Parquet parts but no {MANIFEST}; use another --out, or --overwrite"
+        )
     os.makedirs(out_dir, exist_ok=True)
     # Temp files left by a crash; young ones may be another shard's part being written.
     for stale in glob.glob(os.path.join(out_dir, "*.tmp")):
@@ -172,8 +174,14 @@ def read_manifest(out_dir: str) -> dict:
             record = json.load(f)
     except (OSError, json.JSONDecodeError):
         record = None
-    if not isinstance(record, dict) or not isinstance(record.get("spec"), dict) or "root_seed" not in record:
-        raise StoreError(f"{out_dir} is not a sweep results directory (no readable {MANIFEST}); give the --out of a run")
+    if (
+        not isinstance(record, dict)
+        or not isinstance(record.get("spec"), dict)
+        or "root_seed" not in record
+    ):
+        raise StoreError(
+            f"{out_dir} is not a sweep results directory (no readable {MANIFEST}); give the --out of a run"
+        )
     return record
 
 
@@ -198,7 +206,9 @@ def read_parts(files, columns: list[str] | None = None, filters=None) -> pa.Tabl
         table = pq.read_table(path, columns=[c for c in names if c in present], filters=filters)
         for name in names:
             if name not in present:
-                table = table.append_column(SCHEMA.field(name), pa.nulls(len(table), SCHEMA.field(name).type))
+                table = table.append_column(
+                    SCHEMA.field(name), pa.nulls(len(table), SCHEMA.field(name).type)
+                )
         tables.append(table.select(names))
     if not tables:
         return pa.schema([SCHEMA.field(n) for n in names]).empty_table()
@@ -244,4 +254,7 @@ def load(out_dir: str, where: dict | None = None) -> pd.DataFrame:
         if pa.types.is_boolean(field.type) and table.column(index).null_count:
             table = table.set_column(index, field.name, table.column(index).cast(pa.float64()))
     frame = table.to_pandas()
-    return frame.sort_values(["init", "activation", "width", "seed", "sigma_b", "sigma_w", "depth", "learning_rate"], kind="stable").reset_index(drop=True)
+    return frame.sort_values(
+        ["init", "activation", "width", "seed", "sigma_b", "sigma_w", "depth", "learning_rate"],
+        kind="stable",
+    ).reset_index(drop=True)

@@ -31,7 +31,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import math
-from typing import Callable
+from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
@@ -109,10 +109,12 @@ def _teacher_normals(width: int):
     )
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def teacher_data(width: int) -> tuple[np.ndarray, np.ndarray]:
     """Inputs x (P, N) and standardised teacher outputs y (P, 10) for width N."""
-    inputs, hidden_weights, output_weights = (np.asarray(a, np.float64) for a in _teacher_normals(width))
+    inputs, hidden_weights, output_weights = (
+        np.asarray(a, np.float64) for a in _teacher_normals(width)
+    )
     x = _unit_rows(inputs)
     hidden = np.tanh(x @ (hidden_weights * math.sqrt(2.0 / width)).T)
     y = hidden @ (output_weights / math.sqrt(width)).T
@@ -125,13 +127,15 @@ def partial_isometry(rows: int, columns: int, key) -> np.ndarray:
     orthonormal rows (rows < columns): Q of the QR factorisation of a Gaussian matrix,
     with the signs of R's diagonal folded in (Haar-distributed)."""
     tall = max(rows, columns), min(rows, columns)
-    gaussian = np.asarray(jax.jit(jax.random.normal, static_argnums=(1, 2))(key, tall, jnp.float32), np.float64)
+    gaussian = np.asarray(
+        jax.jit(jax.random.normal, static_argnums=(1, 2))(key, tall, jnp.float32), np.float64
+    )
     q, r = np.linalg.qr(gaussian)
     q = q * np.sign(np.diagonal(r))[None, :]
     return q if rows >= columns else q.T
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def digits_data(width: int) -> tuple[np.ndarray, np.ndarray]:
     """The 1,797 digits mapped to width N, x (P, N) with ||x||^2 / N = 1, and labels (P,)."""
     from sklearn.datasets import load_digits  # bundled with scikit-learn; read on first use
@@ -139,7 +143,9 @@ def digits_data(width: int) -> tuple[np.ndarray, np.ndarray]:
     images, labels = load_digits(return_X_y=True)
     pixels = images / 16.0
     pixels = pixels - pixels.mean(axis=0)
-    embed = partial_isometry(width, DIGITS_PIXELS, _data_key(width, TAG_DIGITS_PROJECTION))  # (N, 64)
+    embed = partial_isometry(
+        width, DIGITS_PIXELS, _data_key(width, TAG_DIGITS_PROJECTION)
+    )  # (N, 64)
     return _unit_rows(pixels @ embed.T), labels.astype(np.int32)
 
 

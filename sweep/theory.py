@@ -121,7 +121,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import math
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -148,7 +148,7 @@ DEFAULT_SIGMA_W2_VALUES = tuple(float(v) for v in np.linspace(1.0, 4.0, 13))
 DEFAULT_SIGMA_B2_VALUES = (0.0, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _legendre_unit(order: int) -> tuple[np.ndarray, np.ndarray]:
     """Gauss-Legendre nodes and weights on [0, 1] (numpy float64 constants)."""
     nodes, weights = np.polynomial.legendre.leggauss(order)
@@ -185,7 +185,9 @@ def _panel_nodes(q: jax.Array, order: int) -> tuple[jax.Array, jax.Array]:
     return z, weights / (2.0 * jnp.sum(weights, axis=-1, keepdims=True))
 
 
-def gaussian_expectation(f: Callable[[jax.Array], jax.Array], q, order: int = DEFAULT_ORDER) -> jax.Array:
+def gaussian_expectation(
+    f: Callable[[jax.Array], jax.Array], q, order: int = DEFAULT_ORDER
+) -> jax.Array:
     """E[f(sqrt(q) z)] for z ~ N(0, 1), by the folded three-panel Gauss-Legendre rule.
 
     See the module docstring for why this is not plain Gauss-Hermite. With the default
@@ -232,7 +234,11 @@ def _fixed_mehler_rule() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray
       orthonormal (probabilists') Hermite polynomials.
     """
     pieces = []
-    for kind, lo, hi, order in [("linear", 0.0, 1e-6, 8), ("log", 1e-6, 1.0, 64), ("linear", 1.0, Z_MAX, 48)]:
+    for kind, lo, hi, order in [
+        ("linear", 0.0, 1e-6, 8),
+        ("log", 1e-6, 1.0, 64),
+        ("linear", 1.0, Z_MAX, 48),
+    ]:
         t, w = _legendre_unit(order)
         if kind == "linear":
             pieces.append((lo + (hi - lo) * t, (hi - lo) * w))
@@ -278,19 +284,25 @@ def _mehler_kernel(a_even, a_odd, q, mean_sq, mean_dphi_sq):
     tail = jnp.maximum(mean_sq - jnp.sum(a2), 0.0)
     tail_slope = q * mean_dphi_sq - jnp.sum(ks * a2)
     significant = tail > 1e-12 * mean_sq
-    kappa = jnp.where(significant, jnp.maximum(tail_slope / jnp.where(significant, tail, 1.0), N_MEHLER), N_MEHLER)
+    kappa = jnp.where(
+        significant, jnp.maximum(tail_slope / jnp.where(significant, tail, 1.0), N_MEHLER), N_MEHLER
+    )
     value_coefficients = a2[::-1]  # highest power first, for Horner
     derivative_coefficients = (ks[1:] * a2[1:])[::-1]
 
     def kernel_at(c):
         value = jnp.polyval(value_coefficients, c, unroll=16) + tail * jnp.power(c, kappa)
-        derivative = jnp.polyval(derivative_coefficients, c, unroll=16) + tail * kappa * jnp.power(c, kappa - 1.0)
+        derivative = jnp.polyval(derivative_coefficients, c, unroll=16) + tail * kappa * jnp.power(
+            c, kappa - 1.0
+        )
         return value, derivative
 
     return kernel_at
 
 
-def _quadrature_moments(fn: Callable, adaptive_mehler: bool, order: int = DEFAULT_ORDER) -> _Moments:
+def _quadrature_moments(
+    fn: Callable, adaptive_mehler: bool, order: int = DEFAULT_ORDER
+) -> _Moments:
     def phi_and_dphi(u):
         return jax.jvp(fn, (u,), (jnp.ones_like(u),))
 
@@ -316,7 +328,9 @@ def _quadrature_moments(fn: Callable, adaptive_mehler: bool, order: int = DEFAUL
         if exact_slope:
             curvature_p = jax.jvp(dphi, (u,), (jnp.ones_like(u),))[1]
             curvature_m = jax.jvp(dphi, (-u,), (jnp.ones_like(u),))[1]
-            direct = mean_dphi_sq + jnp.sum(weights * (value_p * curvature_p + value_m * curvature_m), axis=-1)
+            direct = mean_dphi_sq + jnp.sum(
+                weights * (value_p * curvature_p + value_m * curvature_m), axis=-1
+            )
             slope = jnp.where(q_safe < 1e-4, direct, slope)
         big = jnp.array([_LIMIT_ARGUMENT, -_LIMIT_ARGUMENT])
         value_inf, slope_inf = phi_and_dphi(big)
@@ -383,7 +397,9 @@ def _erf_stats(q, exact_slope=False):
     """Williams 1997: E[erf(u)^2] = (2/pi) arcsin(2q/(1+2q)), E[erf'(u)^2] = (4/pi)/sqrt(1+4q)."""
     q = jnp.asarray(q, jnp.float64)
     finite_q = jnp.where(q == jnp.inf, 1.0, q)
-    mean_sq = jnp.where(q == jnp.inf, 1.0, 2 / jnp.pi * jnp.arcsin(2 * finite_q / (1 + 2 * finite_q)))
+    mean_sq = jnp.where(
+        q == jnp.inf, 1.0, 2 / jnp.pi * jnp.arcsin(2 * finite_q / (1 + 2 * finite_q))
+    )
     slope = 4 / jnp.pi / ((1 + 2 * q) * jnp.sqrt(1 + 4 * q))
     mean_dphi_sq = 4 / jnp.pi / jnp.sqrt(1 + 4 * q)
     return mean_sq, slope, mean_dphi_sq
@@ -405,7 +421,7 @@ _CLOSED_FORMS = {
 }
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _moments(activation: str, closed_form: bool = True) -> _Moments:
     if closed_form and activation in _CLOSED_FORMS:
         return _CLOSED_FORMS[activation]
@@ -441,7 +457,12 @@ def _q_star_core(m: _Moments, sigma_w2, sigma_b2, q1):
 
     def cond(state):
         positive_end, negative_end, x, gx, slope_x, step, n = state
-        return (jnp.abs(step) > 1e-13) & (jnp.abs(positive_end - negative_end) > 1e-13) & (gx != 0) & (n < 120)
+        return (
+            (jnp.abs(step) > 1e-13)
+            & (jnp.abs(positive_end - negative_end) > 1e-13)
+            & (gx != 0)
+            & (n < 120)
+        )
 
     def body(state):
         positive_end, negative_end, x, gx, slope_x, step, n = state
@@ -455,7 +476,15 @@ def _q_star_core(m: _Moments, sigma_w2, sigma_b2, q1):
         return positive_end, negative_end, x_new, g_new, slope_new, x_new - x, n + 1
 
     start_done = no_root | (g1 == 0)
-    init = (positive_end, negative_end, s1, jnp.where(start_done, 0.0, g1), slope1, jnp.float64(1.0), 0)
+    init = (
+        positive_end,
+        negative_end,
+        s1,
+        jnp.where(start_done, 0.0, g1),
+        slope1,
+        jnp.float64(1.0),
+        0,
+    )
     _, _, root, _, _, _, _ = jax.lax.while_loop(cond, body, init)
     q_root = jnp.where(g1 == 0, q1, jnp.exp(root))
     return jnp.where(no_root & (g1 != 0), jnp.where(grows, jnp.inf, 0.0), q_root)
@@ -500,7 +529,9 @@ def _depth_scale(chi):
 def _phase_code(chi1):
     """Index into PHASES; -1 where chi1 is NaN (NaN inputs)."""
     log_chi1 = jnp.log(chi1)
-    code = jnp.where(jnp.abs(log_chi1) < CRITICAL_LOG_CHI1_TOLERANCE, 1, jnp.where(log_chi1 < 0, 0, 2))
+    code = jnp.where(
+        jnp.abs(log_chi1) < CRITICAL_LOG_CHI1_TOLERANCE, 1, jnp.where(log_chi1 < 0, 0, 2)
+    )
     return jnp.where(jnp.isnan(chi1), -1, code).astype(jnp.int32)
 
 
@@ -522,7 +553,7 @@ def _q_star_only(activation, closed_form, sigma_w, sigma_b, q0):
     return dict(q_star=q_star, chi1=sigma_w2 * m.stats(q_star)[2])
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _compiled(core: Callable, activation: str, closed_form: bool) -> Callable:
     activations.get(activation)  # unknown names fail here, with the accepted list
     return jax.jit(jax.vmap(functools.partial(core, activation, closed_form)))
@@ -561,7 +592,11 @@ def _broadcast_call(core, activation, *args, closed_form=True, block=_CHUNK):
         count = distinct.shape[0]
         width = 8 if count <= 8 else block
         padded = max(-(-count // width), 1) * width
-        flat = np.pad(distinct, ((0, padded - count), (0, 0)), mode="edge") if count else np.zeros((padded, len(arrays)))
+        flat = (
+            np.pad(distinct, ((0, padded - count), (0, 0)), mode="edge")
+            if count
+            else np.zeros((padded, len(arrays)))
+        )
         fn = _compiled(core, activation, closed_form)
         pieces = [fn(*flat[i : i + width].T) for i in range(0, padded, width)]
         index = jnp.asarray(inverse.reshape(-1))
@@ -589,7 +624,7 @@ def length_map_trajectory(activation: str, sigma_w, sigma_b, depth: int, q0=1.0)
     return _broadcast_call(_trajectory_core(int(depth)), activation, sigma_w, sigma_b, q0)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _trajectory_core(depth: int) -> Callable:
     return functools.partial(_trajectory_one, depth=depth)
 
@@ -706,7 +741,14 @@ def xi_grad(activation: str, sigma_w, sigma_b) -> jax.Array:
 
 
 def log10_backward_gain(
-    activation: str, sigma_w, sigma_b, depth, *, q_star=None, closed_form: bool = True, block: int = _CHUNK
+    activation: str,
+    sigma_w,
+    sigma_b,
+    depth,
+    *,
+    q_star=None,
+    closed_form: bool = True,
+    block: int = _CHUNK,
 ) -> np.ndarray:
     """Finite-depth mean-field backward gain: sum_{l=1}^{L} 1/2 log10 chi(q^l), q^0 = 1.
 
@@ -746,7 +788,9 @@ def log10_backward_gain(
     pairs, inverse = _unique_rows(np.stack([sigma_w, sigma_b], axis=1))
     count, max_depth = pairs.shape[0], int(depth.max())
     if q_star is None:
-        solved = _broadcast_call(_q_star_only, activation, pairs[:, 0], pairs[:, 1], 1.0, closed_form=closed_form)
+        solved = _broadcast_call(
+            _q_star_only, activation, pairs[:, 0], pairs[:, 1], 1.0, closed_form=closed_form
+        )
         pair_q_star = np.asarray(solved["q_star"])
     else:
         pair_q_star = np.empty(count)
@@ -764,7 +808,9 @@ def log10_backward_gain(
         hi = np.searchsorted(key, p * (max_depth + 1) + np.minimum(last, max_depth), side="right")
         lengths = np.maximum(hi - lo, 0)
         slot = np.repeat(np.arange(p.size), lengths)
-        rows = row_order[np.arange(lengths.sum()) + np.repeat(lo - np.cumsum(lengths) + lengths, lengths)]
+        rows = row_order[
+            np.arange(lengths.sum()) + np.repeat(lo - np.cumsum(lengths) + lengths, lengths)
+        ]
         return rows, slot, depth[rows]
 
     def blocks(p):
@@ -775,7 +821,10 @@ def log10_backward_gain(
             part = p[i : i + width]
             yield part, np.pad(part, (0, width - part.size), mode="edge")
 
-    start, segment = _compiled(_gain_start, activation, closed_form), _compiled(_gain_segment, activation, closed_form)
+    start, segment = (
+        _compiled(_gain_start, activation, closed_form),
+        _compiled(_gain_segment, activation, closed_form),
+    )
     per_layer, reference, q = np.empty(count), np.empty(count), np.empty(count)
     for part, padded in blocks(np.arange(count)):
         values = start(pairs[padded, 0], pairs[padded, 1], pair_q_star[padded])
@@ -791,7 +840,9 @@ def log10_backward_gain(
             n = part.size
             q_next, totals, q_layers, excess = (
                 np.asarray(a)[:n]
-                for a in segment(pairs[padded, 0], pairs[padded, 1], reference[padded], q[padded], total[padded])
+                for a in segment(
+                    pairs[padded, 0], pairs[padded, 1], reference[padded], q[padded], total[padded]
+                )
             )
             done = layer[part]
             rows, s, d = select(part, done + 1, done + _GAIN_SEGMENT)
@@ -806,11 +857,15 @@ def log10_backward_gain(
             repeats = (period1 | period2) & (layer[part] < needed[part])
             if repeats.any():
                 p = part[repeats]
-                odd = np.where(period1, excess[:, -1], excess[:, -2])[repeats]  # layers K+1, K+3, ...
+                odd = np.where(period1, excess[:, -1], excess[:, -2])[
+                    repeats
+                ]  # layers K+1, K+3, ...
                 even = excess[:, -1][repeats]  # layers K+2, K+4, ...
                 rows, s, d = select(p, layer[p] + 1, max_depth)
                 n_odd, n_even = (d - layer[p[s]] + 1) // 2, (d - layer[p[s]]) // 2
-                rest = np.where(n_odd > 0, n_odd * odd[s], 0.0) + np.where(n_even > 0, n_even * even[s], 0.0)
+                rest = np.where(n_odd > 0, n_odd * odd[s], 0.0) + np.where(
+                    n_even > 0, n_even * even[s], 0.0
+                )
                 out[rows] = d * per_layer[p[s]] + (total[p[s]] + rest)
                 settled.append(p)
         finished = layer[active] >= needed[active]
@@ -827,7 +882,9 @@ def _concrete_depths(*args) -> list[np.ndarray]:
     """args broadcast to numpy float64; the third is depth. Fails on traced inputs and on
     depths that are not non-negative integers."""
     if any(isinstance(a, jax.core.Tracer) for a in args):
-        raise TypeError("log10_backward_gain and predict need concrete inputs, not traced ones: the depths size the computation")
+        raise TypeError(
+            "log10_backward_gain and predict need concrete inputs, not traced ones: the depths size the computation"
+        )
     arrays = np.broadcast_arrays(*(np.asarray(a, np.float64) for a in args))
     depth = arrays[2]
     integral = (depth >= 0) & (depth == np.floor(depth))
@@ -869,7 +926,9 @@ def _gain_segment(activation, closed_form, sigma_w, sigma_b, reference, q, total
         total = total + excess
         return (sigma_w2 * mean_sq + sigma_b2, total), (total, q, excess)
 
-    (q_next, _), (totals, q_layers, excess) = jax.lax.scan(step, (q, total), None, length=_GAIN_SEGMENT)
+    (q_next, _), (totals, q_layers, excess) = jax.lax.scan(
+        step, (q, total), None, length=_GAIN_SEGMENT
+    )
     return q_next, totals, q_layers, excess
 
 
@@ -900,14 +959,21 @@ def predict(activation: str, sigma_w, sigma_b, depth) -> dict[str, jax.Array]:
     sigma_w, sigma_b, depth = _concrete_depths(sigma_w, sigma_b, depth)
     theory = _broadcast_call(_all_core, activation, sigma_w, sigma_b, 1.0)
     out = _predictions(theory)
-    gain = log10_backward_gain(activation, sigma_w, sigma_b, depth, q_star=np.asarray(theory["q_star"]))
+    gain = log10_backward_gain(
+        activation, sigma_w, sigma_b, depth, q_star=np.asarray(theory["q_star"])
+    )
     out["theory_log10_backward_gain"] = jnp.asarray(gain)
     return {key: out[key] for key in _PREDICTION_KEYS}
 
 
 _PREDICTION_KEYS = (
-    "theory_q_star", "theory_chi1", "theory_c_star", "theory_xi_c",
-    "theory_xi_q", "theory_log10_backward_gain", "theory_phase",
+    "theory_q_star",
+    "theory_chi1",
+    "theory_c_star",
+    "theory_xi_c",
+    "theory_xi_q",
+    "theory_log10_backward_gain",
+    "theory_phase",
 )
 
 
@@ -973,7 +1039,9 @@ def critical_sigma_w2(activation: str, sigma_b2: float) -> float:
     return float(critical_line(activation, [sigma_b2])[0])
 
 
-def theory_table(activation: str, sigma_b: float, sigma_w2_values: Sequence[float] = DEFAULT_SIGMA_W2_VALUES) -> pd.DataFrame:
+def theory_table(
+    activation: str, sigma_b: float, sigma_w2_values: Sequence[float] = DEFAULT_SIGMA_W2_VALUES
+) -> pd.DataFrame:
     """q*, chi1 and xi_c over sigma_w^2 at fixed sigma_b.
 
     Args:
@@ -996,7 +1064,9 @@ def theory_table(activation: str, sigma_b: float, sigma_w2_values: Sequence[floa
     )
 
 
-def format_theory_report(activation: str, sigma_b: float, sigma_w2_values: Sequence[float] = DEFAULT_SIGMA_W2_VALUES) -> str:
+def format_theory_report(
+    activation: str, sigma_b: float, sigma_w2_values: Sequence[float] = DEFAULT_SIGMA_W2_VALUES
+) -> str:
     """Text report: the critical sigma_w^2 at this sigma_b, then q*, chi1, xi_c over sigma_w^2.
 
     Args:
@@ -1010,7 +1080,9 @@ def format_theory_report(activation: str, sigma_b: float, sigma_w2_values: Seque
     sigma_b = float(sigma_b)
     critical = critical_sigma_w2(activation, sigma_b**2)
     table = theory_table(activation, sigma_b, sigma_w2_values)
-    phases = [PHASES[int(code)] for code in np.asarray(_phase_code(jnp.asarray(table["chi1"].to_numpy())))]
+    phases = [
+        PHASES[int(code)] for code in np.asarray(_phase_code(jnp.asarray(table["chi1"].to_numpy())))
+    ]
     lines = [
         f"mean-field theory: activation={activation}, sigma_b={sigma_b:.6g} (sigma_b^2={sigma_b**2:.6g}), q0=1",
         f"critical sigma_w^2 = {critical:.6f} (sigma_w = {math.sqrt(critical) if critical == critical else float('nan'):.6f}), "
@@ -1018,11 +1090,15 @@ def format_theory_report(activation: str, sigma_b: float, sigma_w2_values: Seque
         f"{'sigma_w^2':>10} {'q*':>12} {'chi1':>10} {'xi_c':>10}  phase",
     ]
     for row, phase in zip(table.itertuples(index=False), phases):
-        lines.append(f"{row.sigma_w2:>10.4g} {row.q_star:>12.6g} {row.chi1:>10.6f} {row.xi_c:>10.4g}  {phase}")
+        lines.append(
+            f"{row.sigma_w2:>10.4g} {row.q_star:>12.6g} {row.chi1:>10.6f} {row.xi_c:>10.4g}  {phase}"
+        )
     return "\n".join(lines)
 
 
-def format_critical_line(activation: str, sigma_b2_values: Sequence[float] = DEFAULT_SIGMA_B2_VALUES) -> str:
+def format_critical_line(
+    activation: str, sigma_b2_values: Sequence[float] = DEFAULT_SIGMA_B2_VALUES
+) -> str:
     """Text table of the critical line: sigma_w^2 (chi1 = 1) against sigma_b^2.
 
     Args:
@@ -1039,5 +1115,7 @@ def format_critical_line(activation: str, sigma_b2_values: Sequence[float] = DEF
         f"{'sigma_b^2':>10} {'sigma_b':>10} {'sigma_w^2':>12} {'sigma_w':>10}",
     ]
     for b2, w2 in zip(sigma_b2, sigma_w2):
-        lines.append(f"{b2:>10.4g} {math.sqrt(b2):>10.4g} {w2:>12.6f} {math.sqrt(w2) if w2 == w2 else float('nan'):>10.6f}")
+        lines.append(
+            f"{b2:>10.4g} {math.sqrt(b2):>10.4g} {w2:>12.6f} {math.sqrt(w2) if w2 == w2 else float('nan'):>10.6f}"
+        )
     return "\n".join(lines)

@@ -47,9 +47,11 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pyarrow as pa
-from jax.sharding import NamedSharding, PartitionSpec as P
+from jax.sharding import NamedSharding
+from jax.sharding import PartitionSpec as P
 
-from . import activations, network, spec as spec_module, store, tasks
+from . import activations, network, store, tasks
+from . import spec as spec_module
 
 MOMENTUM = 0.9
 # Built with learning rate 1: every optimizer here ends in a scale by -learning_rate, so
@@ -73,7 +75,10 @@ COLUMNS = {field.name: field.type for field in store.TRAIN_FIELDS}
 def train_keys(root_key, seed, width: int):
     """Keys of the readout and the minibatch order: (root seed, seed, width) only."""
     base = jax.random.fold_in(jax.random.fold_in(root_key, seed), width)
-    return {"readout": jax.random.fold_in(base, TAG_READOUT), "batches": jax.random.fold_in(base, TAG_BATCHES)}
+    return {
+        "readout": jax.random.fold_in(base, TAG_READOUT),
+        "batches": jax.random.fold_in(base, TAG_BATCHES),
+    }
 
 
 def train_bytes_per_config(bucket: network.Bucket, settings: spec_module.TrainSettings) -> int:
@@ -139,7 +144,11 @@ def _train_group(params, live, rate, x, y, batches, task: tasks.Task, act, optim
 
     def evaluate(p, on):
         outputs = _forward(p, on, x, act)
-        correct = jnp.argmax(outputs, axis=-1) == y if task.classification else jnp.zeros(x.shape[:1], bool)
+        correct = (
+            jnp.argmax(outputs, axis=-1) == y
+            if task.classification
+            else jnp.zeros(x.shape[:1], bool)
+        )
         return task.loss(outputs, y), correct
 
     grad_all = jax.vmap(jax.value_and_grad(loss, has_aux=True), in_axes=(0, 0, None, None))
@@ -158,11 +167,22 @@ def _train_group(params, live, rate, x, y, batches, task: tasks.Task, act, optim
     loss_initial, _ = jax.vmap(evaluate)(params, live)
     (params, _), losses = jax.lax.scan(step, (params, jax.vmap(optimizer.init)(params)), batches)
     loss_final, correct = jax.vmap(evaluate)(params, live)
-    return {"loss_initial": loss_initial, "loss_final": loss_final, "correct": correct, "losses": jnp.moveaxis(losses, 0, 1)}
+    return {
+        "loss_initial": loss_initial,
+        "loss_final": loss_final,
+        "correct": correct,
+        "losses": jnp.moveaxis(losses, 0, 1),
+    }
 
 
-@functools.lru_cache(maxsize=None)
-def compiled(bucket: network.Bucket, settings: spec_module.TrainSettings, depth: tuple[int, ...], max_groups: int, n_devices: int = 1):
+@functools.cache
+def compiled(
+    bucket: network.Bucket,
+    settings: spec_module.TrainSettings,
+    depth: tuple[int, ...],
+    max_groups: int,
+    n_devices: int = 1,
+):
     """The training program of configs with these depths (F,), compiled once per shape;
     settings.learning_rate is not used (rates are an input). With n_devices > 1 the
     program takes n_devices·F configs, F per device, each device's with these depths."""
@@ -177,13 +197,23 @@ def compiled(bucket: network.Bucket, settings: spec_module.TrainSettings, depth:
 
     def run(sigma_w, sigma_b, rate, seed, root_key, x, y):
         keys = network.family_keys(root_key, seed, width, bucket.init)
-        w_hat, b_hat = jax.lax.map(lambda layer: network.layer_weights(keys, layer, bucket), jnp.arange(1, n_layers + 1))
+        w_hat, b_hat = jax.lax.map(
+            lambda layer: network.layer_weights(keys, layer, bucket), jnp.arange(1, n_layers + 1)
+        )
         w_hat, b_hat = w_hat.astype(compute_dtype), b_hat.astype(compute_dtype)
         own = train_keys(root_key, seed, width)
-        readout = jax.random.normal(own["readout"], (n_outputs, width), jnp.float32) / math.sqrt(width)
-        batches = jax.random.randint(own["batches"], (settings.steps, settings.batch_size), 0, x.shape[0])
+        readout = jax.random.normal(own["readout"], (n_outputs, width), jnp.float32) / math.sqrt(
+            width
+        )
+        batches = jax.random.randint(
+            own["batches"], (settings.steps, settings.batch_size), 0, x.shape[0]
+        )
         x = x.astype(compute_dtype)
-        sw, sb, rate = sigma_w.astype(compute_dtype), sigma_b.astype(compute_dtype), rate.astype(compute_dtype)
+        sw, sb, rate = (
+            sigma_w.astype(compute_dtype),
+            sigma_b.astype(compute_dtype),
+            rate.astype(compute_dtype),
+        )
         results = []
         for group, members in zip(groups, rows):
             top, n_members = group[-1], len(members)
@@ -193,7 +223,9 @@ def compiled(bucket: network.Bucket, settings: spec_module.TrainSettings, depth:
             params = {
                 "w": sw[members, None, None, None] * w_hat[None, :top],
                 "b": sb[members, None, None] * b_hat[None, :top],
-                "readout": jnp.broadcast_to(readout.astype(compute_dtype), (len(members), n_outputs, width)),
+                "readout": jnp.broadcast_to(
+                    readout.astype(compute_dtype), (len(members), n_outputs, width)
+                ),
             }
             live = jnp.arange(1, top + 1)[None, :] <= jnp.asarray(depth_array[members])[:, None]
             out = _train_group(params, live, rate[members], x, y, batches, task, act, optimizer)
@@ -205,12 +237,16 @@ def compiled(bucket: network.Bucket, settings: spec_module.TrainSettings, depth:
     # Each device draws the shared weights itself and trains its own configs: no communication.
     by_config, replicated = P("configs"), P()
     sharded = jax.shard_map(
-        run, mesh=config_mesh(n_devices), in_specs=(by_config,) * 3 + (replicated,) * 4, out_specs=by_config, check_vma=False
+        run,
+        mesh=config_mesh(n_devices),
+        in_specs=(by_config,) * 3 + (replicated,) * 4,
+        out_specs=by_config,
+        check_vma=False,
     )
     return jax.jit(sharded)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def config_mesh(n_devices: int):
     return jax.make_mesh((n_devices,), ("configs",), devices=jax.local_devices()[:n_devices])
 
@@ -221,13 +257,17 @@ def _devices_for(depth: tuple[int, ...]) -> int:
     n = jax.local_device_count()
     while n > 1:
         share = len(depth) // n
-        if len(depth) % n == 0 and all(depth[i * share : (i + 1) * share] == depth[:share] for i in range(n)):
+        if len(depth) % n == 0 and all(
+            depth[i * share : (i + 1) * share] == depth[:share] for i in range(n)
+        ):
             return n
         n -= 1
     return 1
 
 
-def _summarise(out: dict[str, np.ndarray], classification: bool, reference: float) -> dict[str, np.ndarray]:
+def _summarise(
+    out: dict[str, np.ndarray], classification: bool, reference: float
+) -> dict[str, np.ndarray]:
     """Per-config columns from the program's per-example output: losses (F, T, B),
     loss_initial and loss_final (F, P), correct (F, P)."""
     losses = out["losses"].astype(np.float64).mean(axis=-1)
@@ -236,7 +276,9 @@ def _summarise(out: dict[str, np.ndarray], classification: bool, reference: floa
     n_points = math.ceil(steps / window)
     padded = np.pad(losses, ((0, 0), (0, n_points * window - steps)))  # zeros: sums unchanged
     counts = np.minimum(window, steps - window * np.arange(n_points))
-    curve = padded.reshape(len(losses), n_points, window).sum(axis=-1) / counts  # non-finite stays so
+    curve = (
+        padded.reshape(len(losses), n_points, window).sum(axis=-1) / counts
+    )  # non-finite stays so
     initial = out["loss_initial"].astype(np.float64).mean(axis=-1)
     final = out["loss_final"].astype(np.float64).mean(axis=-1)
     reached = curve <= 0.5 * initial[:, None]
@@ -247,7 +289,9 @@ def _summarise(out: dict[str, np.ndarray], classification: bool, reference: floa
     return {
         "train_loss_initial": initial,
         "train_loss_final": final,
-        "train_accuracy_final": out["correct"].mean(axis=-1) if classification else np.full(len(losses), np.nan),
+        "train_accuracy_final": out["correct"].mean(axis=-1)
+        if classification
+        else np.full(len(losses), np.nan),
         "train_steps_to_half_loss": steps_to_half.astype(np.int64),
         "trainable": trainable,
         "train_diverged": diverged,
@@ -287,18 +331,28 @@ def train_chunk(
     if not depth or min(depth) < 1:
         raise ValueError(f"train_chunk: depths must be >= 1, got {depth}")
     if not np.shape(sigma_w) == np.shape(sigma_b) == (len(depth),):
-        raise ValueError(f"train_chunk: sigma_w, sigma_b and depth must all be (F,), got {np.shape(sigma_w)}, {np.shape(sigma_b)}, {len(depth)}")
+        raise ValueError(
+            f"train_chunk: sigma_w, sigma_b and depth must all be (F,), got {np.shape(sigma_w)}, {np.shape(sigma_b)}, {len(depth)}"
+        )
     if learning_rate is None:
         if len(settings.learning_rate) != 1:
-            raise ValueError(f"train_chunk: settings has {len(settings.learning_rate)} learning rates; pass learning_rate (F,)")
+            raise ValueError(
+                f"train_chunk: settings has {len(settings.learning_rate)} learning rates; pass learning_rate (F,)"
+            )
         learning_rate = np.full(len(depth), settings.learning_rate[0])
     if np.shape(learning_rate) != (len(depth),):
-        raise ValueError(f"train_chunk: learning_rate must be (F,) = ({len(depth)},), got {np.shape(learning_rate)}")
+        raise ValueError(
+            f"train_chunk: learning_rate must be (F,) = ({len(depth)},), got {np.shape(learning_rate)}"
+        )
     task = tasks.get(settings.task)
     x, y = task.data(bucket.width)
     n_devices = _devices_for(depth)
-    program_settings = dataclasses.replace(settings, learning_rate=())  # an input, not part of the program
-    program = compiled(bucket, program_settings, depth[: len(depth) // n_devices], max_groups, n_devices)
+    program_settings = dataclasses.replace(
+        settings, learning_rate=()
+    )  # an input, not part of the program
+    program = compiled(
+        bucket, program_settings, depth[: len(depth) // n_devices], max_groups, n_devices
+    )
     per_config = [jnp.asarray(np.asarray(v, np.float64)) for v in (sigma_w, sigma_b, learning_rate)]
     shared = [jnp.int32(seed), root_key, jnp.asarray(x), jnp.asarray(y)]
     if n_devices > 1:
@@ -306,7 +360,11 @@ def train_chunk(
         per_config = [jax.device_put(v, NamedSharding(mesh, P("configs"))) for v in per_config]
         shared = [jax.device_put(v, NamedSharding(mesh, P())) for v in shared]
     out = program(*per_config, *shared)
-    summary = _summarise({k: np.asarray(v) for k, v in out.items()}, task.classification, tasks.reference_loss(task, bucket.width))
+    summary = _summarise(
+        {k: np.asarray(v) for k, v in out.items()},
+        task.classification,
+        tasks.reference_loss(task, bucket.width),
+    )
     return {"learning_rate": np.asarray(learning_rate, np.float64), **summary}
 
 
@@ -357,7 +415,9 @@ def train_columns(
         per_program = max(1, min(n_families, configs // per_family))
     results = []
     for start in range(0, n_families, per_program):
-        families = np.minimum(np.arange(start, start + per_program), n_families - 1)  # pad with the last
+        families = np.minimum(
+            np.arange(start, start + per_program), n_families - 1
+        )  # pad with the last
         results.append(
             train_chunk(
                 np.repeat(chunk.sigma_w[families], per_family),
@@ -372,7 +432,9 @@ def train_columns(
         )
     trained = {k: np.concatenate([r[k] for r in results]) for k in results[0]}
     rate_index = np.searchsorted(rates, np.asarray(row_learning_rate, float))
-    config_of_row = (family_of_row * n_depths + np.searchsorted(depths, row_depth)) * n_rates + rate_index
+    config_of_row = (
+        family_of_row * n_depths + np.searchsorted(depths, row_depth)
+    ) * n_rates + rate_index
     picked = {k: v[config_of_row] for k, v in trained.items()}
     task = tasks.get(settings.task)
     steps = picked["train_steps_to_half_loss"]
@@ -381,7 +443,9 @@ def train_columns(
         "train_loss_initial": pa.array(picked["train_loss_initial"], pa.float64()),
         "train_loss_final": pa.array(picked["train_loss_final"], pa.float64()),
         "train_accuracy_final": pa.array(
-            picked["train_accuracy_final"], pa.float64(), mask=np.full(len(steps), not task.classification)
+            picked["train_accuracy_final"],
+            pa.float64(),
+            mask=np.full(len(steps), not task.classification),
         ),
         "train_steps_to_half_loss": pa.array(steps, pa.int64(), mask=steps == 0),
         "trainable": pa.array(picked["trainable"], pa.bool_()),

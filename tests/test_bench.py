@@ -32,12 +32,16 @@ def test_torch_baseline_gives_the_engines_numbers(request):
     rows = frame[(frame["seed"] == 1) & frame["sigma_w"].isin([0.6, 1.5])]
     singular = 0
     for row in rows.itertuples(index=False):
-        bucket = network.Bucket(row.width, row.init, row.activation, "float32", 8, "cotangent", (row.depth,))
+        bucket = network.Bucket(
+            row.width, row.init, row.activation, "float32", 8, "cotangent", (row.depth,)
+        )
         data = bench_torch.inputs(bucket, row.seed, 0)
         metrics = bench_torch.metrics(data, row.sigma_w, row.sigma_b, row.depth, row.activation)
         difference, used, checked = bench_torch.difference(metrics, row._asdict())
         assert checked and used <= 1, (row.activation, row.depth, row.sigma_w, difference, used)
-        singular += metrics["log10_jac_sv_min"] == -math.inf  # a relu unit off at probe 0, as in the engine
+        singular += (
+            metrics["log10_jac_sv_min"] == -math.inf
+        )  # a relu unit off at probe 0, as in the engine
         off = bench_torch.metrics(data, row.sigma_w * 1.001, row.sigma_b, row.depth, row.activation)
         assert bench_torch.difference(off, row._asdict())[1] > 1
     assert len(rows) == 12 and singular > 0
@@ -50,4 +54,8 @@ def test_the_million_config_sweep_is_a_million_configs():
     million = runpy.run_path("scripts/million.py", run_name="million")
     sweep = million["million_spec"](10)
     assert sweep.n_configs == 1_000_000
-    assert len(sweep.axes["depth"]) == 1000 and len(sweep.axes["sigma_w"]) == 100 and sweep.axes["width"] == (16,)
+    assert (
+        len(sweep.axes["depth"]) == 1000
+        and len(sweep.axes["sigma_w"]) == 100
+        and sweep.axes["width"] == (16,)
+    )

@@ -17,31 +17,73 @@ init = ["identity"]
 """
 
 BAD_SPECS = {
-    "unknown-key": ('name = "x"\ncolour = 1\n[axes]\ndepth = [1]\nsigma_w = [1.0]\nwidth = [2]\n', "colour"),
+    "unknown-key": (
+        'name = "x"\ncolour = 1\n[axes]\ndepth = [1]\nsigma_w = [1.0]\nwidth = [2]\n',
+        "colour",
+    ),
     "unknown-axis": ("[axes]\ndepth = [1]\nsigma_w = [1.0]\nwidth = [2]\nheight = [3]\n", "height"),
-    "unknown-setting": ("[axes]\ndepth = [1]\nsigma_w = [1.0]\nwidth = [2]\n[settings]\nbatchsize = 3\n", "batchsize"),
+    "unknown-setting": (
+        "[axes]\ndepth = [1]\nsigma_w = [1.0]\nwidth = [2]\n[settings]\nbatchsize = 3\n",
+        "batchsize",
+    ),
     "width-zero": ("[axes]\ndepth = [1]\nsigma_w = [1.0]\nwidth = [0]\n", "width"),
     "depth-zero": ("[axes]\ndepth = [0, 1]\nsigma_w = [1.0]\nwidth = [2]\n", "depth"),
     "negative-sigma": ("[axes]\ndepth = [1]\nsigma_w = [-1.0]\nwidth = [2]\n", "sigma_w"),
-    "nan-sigma": ("[axes]\ndepth = [1]\nsigma_w = [1.0]\nsigma_b = [nan]\nwidth = [2]\n", "sigma_b"),
+    "nan-sigma": (
+        "[axes]\ndepth = [1]\nsigma_w = [1.0]\nsigma_b = [nan]\nwidth = [2]\n",
+        "sigma_b",
+    ),
     "inf-sigma": ("[axes]\ndepth = [1]\nsigma_w = [inf]\nwidth = [2]\n", "sigma_w"),
-    "unknown-init": ('[axes]\ndepth = [1]\nsigma_w = [1.0]\nwidth = [2]\ninit = ["xavier"]\n', "xavier"),
-    "unknown-activation": ('[axes]\ndepth = [1]\nsigma_w = [1.0]\nwidth = [2]\nactivation = ["mish2"]\n', "mish2"),
-    "unknown-dtype": ('[axes]\ndepth = [1]\nsigma_w = [1.0]\nwidth = [2]\n[settings]\ndtype = "float8"\n', "float8"),
-    "unknown-loss": ('[axes]\ndepth = [1]\nsigma_w = [1.0]\nwidth = [2]\n[settings]\nloss = "l1"\n', "l1"),
+    "unknown-init": (
+        '[axes]\ndepth = [1]\nsigma_w = [1.0]\nwidth = [2]\ninit = ["xavier"]\n',
+        "xavier",
+    ),
+    "unknown-activation": (
+        '[axes]\ndepth = [1]\nsigma_w = [1.0]\nwidth = [2]\nactivation = ["mish2"]\n',
+        "mish2",
+    ),
+    "unknown-dtype": (
+        '[axes]\ndepth = [1]\nsigma_w = [1.0]\nwidth = [2]\n[settings]\ndtype = "float8"\n',
+        "float8",
+    ),
+    "unknown-loss": (
+        '[axes]\ndepth = [1]\nsigma_w = [1.0]\nwidth = [2]\n[settings]\nloss = "l1"\n',
+        "l1",
+    ),
     "empty-axis": ("[axes]\ndepth = []\nsigma_w = [1.0]\nwidth = [2]\n", "empty"),
-    "empty-range": ("[axes]\ndepth = {start = 5, stop = 1, step = 1}\nsigma_w = [1.0]\nwidth = [2]\n", "empty"),
+    "empty-range": (
+        "[axes]\ndepth = {start = 5, stop = 1, step = 1}\nsigma_w = [1.0]\nwidth = [2]\n",
+        "empty",
+    ),
     "malformed-toml": ("[axes\ndepth = [1]\n", "TOML"),
     "float-seed": ("[axes]\ndepth = [1]\nsigma_w = [1.0]\nwidth = [2]\nseed = [1.5]\n", "seed"),
     "string-seed": ('[axes]\ndepth = [1]\nsigma_w = [1.0]\nwidth = [2]\nseed = ["a"]\n', "seed"),
     "missing-axis": ("[axes]\ndepth = [1]\nwidth = [2]\n", "sigma_w"),
-    "bad-range-key": ("[axes]\ndepth = {start = 1, stop = 3, stride = 1}\nsigma_w = [1.0]\nwidth = [2]\n", "stride"),
-    "nested-init": ('[axes]\ndepth = [1]\nsigma_w = [1.0]\nwidth = [2]\ninit = [["gaussian"]]\n', "init"),
-    "huge-range": ("[axes]\ndepth = [1]\nsigma_w = {start = 0, stop = 1e308, step = 1e-300}\nwidth = [2]\n", "sigma_w"),
+    "bad-range-key": (
+        "[axes]\ndepth = {start = 1, stop = 3, stride = 1}\nsigma_w = [1.0]\nwidth = [2]\n",
+        "stride",
+    ),
+    "nested-init": (
+        '[axes]\ndepth = [1]\nsigma_w = [1.0]\nwidth = [2]\ninit = [["gaussian"]]\n',
+        "init",
+    ),
+    "huge-range": (
+        "[axes]\ndepth = [1]\nsigma_w = {start = 0, stop = 1e308, step = 1e-300}\nwidth = [2]\n",
+        "sigma_w",
+    ),
     "huge-depth": ("[axes]\ndepth = [1000000000000]\nsigma_w = [1.0]\nwidth = [2]\n", "depth"),
-    "unknown-draws": ('[axes]\ndepth = [1]\nsigma_w = [1.0]\nwidth = [2]\n[settings]\ndraws = "fresh"\n', "draws"),
-    "independent-with-train": ('[axes]\ndepth = [1]\nsigma_w = [1.0]\nwidth = [2]\n[settings]\ndraws = "independent"\n[train]\nsteps = 3\n', "draws"),
-    "dtype-not-string": ("[axes]\ndepth = [1]\nsigma_w = [1.0]\nwidth = [2]\n[settings]\ndtype = 3\n", "dtype"),
+    "unknown-draws": (
+        '[axes]\ndepth = [1]\nsigma_w = [1.0]\nwidth = [2]\n[settings]\ndraws = "fresh"\n',
+        "draws",
+    ),
+    "independent-with-train": (
+        '[axes]\ndepth = [1]\nsigma_w = [1.0]\nwidth = [2]\n[settings]\ndraws = "independent"\n[train]\nsteps = 3\n',
+        "draws",
+    ),
+    "dtype-not-string": (
+        "[axes]\ndepth = [1]\nsigma_w = [1.0]\nwidth = [2]\n[settings]\ndtype = 3\n",
+        "dtype",
+    ),
 }
 
 
@@ -54,7 +96,9 @@ def test_bad_spec_is_one_line_exit_2_and_writes_nothing(tmp_path, capsys, text, 
     captured = capsys.readouterr()
     assert code == 2
     lines = captured.err.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("sweep: error:") and expected in lines[0], captured.err
+    assert len(lines) == 1 and lines[0].startswith("sweep: error:") and expected in lines[0], (
+        captured.err
+    )
     assert "Traceback" not in captured.err and captured.out == ""
     assert not out.exists()
 
@@ -133,10 +177,14 @@ def test_console_script_has_no_traceback(tmp_path):
     path.write_text("[axes]\ndepth = [0]\nsigma_w = [1.0]\nwidth = [2]\n")
     result = subprocess.run(
         [sys.executable, "-m", "sweep.cli", "run", str(path), "--out", str(tmp_path / "o")],
-        capture_output=True, text=True, env={**os.environ, "PYTHONWARNINGS": "ignore"},
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONWARNINGS": "ignore"},
     )
     assert result.returncode == 2
-    assert result.stderr.strip().splitlines() == ["sweep: error: axes.depth: 0 must be in [1, 1000000]"]
+    assert result.stderr.strip().splitlines() == [
+        "sweep: error: axes.depth: 0 must be in [1, 1000000]"
+    ]
 
 
 def test_info_and_out_paths_that_are_not_directories(tmp_path, capsys):
@@ -154,6 +202,21 @@ def test_info_and_out_paths_that_are_not_directories(tmp_path, capsys):
 
 
 def test_spec_values_are_canonical():
-    parsed = spec.from_dict({"axes": {"depth": [1], "sigma_w": {"start": 0, "stop": 2, "num": 5}, "sigma_b": [-0.0], "width": [2]}})
-    assert parsed.axes["sigma_w"] == (0.0, 0.5, 1.0, 1.5, 2.0)  # a float axis is never rounded to integers
+    parsed = spec.from_dict(
+        {
+            "axes": {
+                "depth": [1],
+                "sigma_w": {"start": 0, "stop": 2, "num": 5},
+                "sigma_b": [-0.0],
+                "width": [2],
+            }
+        }
+    )
+    assert parsed.axes["sigma_w"] == (
+        0.0,
+        0.5,
+        1.0,
+        1.5,
+        2.0,
+    )  # a float axis is never rounded to integers
     assert str(parsed.axes["sigma_b"][0]) == "0.0"  # -0.0 and 0.0 are one config

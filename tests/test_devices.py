@@ -39,7 +39,10 @@ def _run(tmp_path, devices):
     env = {**os.environ, "XLA_FLAGS": ""}
     out = subprocess.run(
         [sys.executable, "-c", SCRIPT, str(tmp_path / f"d{devices}"), str(devices)],
-        capture_output=True, text=True, env=env, check=True,
+        capture_output=True,
+        text=True,
+        env=env,
+        check=True,
     )
     return json.loads(out.stdout.strip().splitlines()[-1])
 
@@ -49,7 +52,10 @@ def test_four_devices_equal_one(tmp_path):
     assert one["ids"] == four["ids"] and one["status"] == four["status"]
     # Training: each device trains its share of the configs; float32 throughout, same bits.
     assert one["train_ids"] == four["train_ids"] and len(one["train_ids"]) == 8
-    assert one["train_loss_final"] == four["train_loss_final"] and one["train_curve"] == four["train_curve"]
+    assert (
+        one["train_loss_final"] == four["train_loss_final"]
+        and one["train_curve"] == four["train_curve"]
+    )
     # float32 network state is bitwise equal; float64 bookkeeping to a few ulps (see test_engine).
     for key in ["gain", "act", "jac"]:
         np.testing.assert_allclose(four[key], one[key], rtol=1e-12, atol=1e-12, err_msg=key)

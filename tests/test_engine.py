@@ -16,8 +16,15 @@ AXES = {
     "seed": [0, 1],
 }
 METRICS = [
-    "log10_act_norm", "log10_forward_gain", "log10_grad_norm", "log10_backward_gain",
-    "log10_jac_sv_max", "log10_jac_sv_min", "overflow_layer", "underflow_layer", "status",
+    "log10_act_norm",
+    "log10_forward_gain",
+    "log10_grad_norm",
+    "log10_backward_gain",
+    "log10_jac_sv_max",
+    "log10_jac_sv_min",
+    "overflow_layer",
+    "underflow_layer",
+    "status",
 ]
 
 
@@ -40,9 +47,13 @@ def assert_same_rows(a, b):
         left, right = a.loc[ids, column], b.loc[ids, column]
         if left.dtype == object and isinstance(left.iloc[0], (list, np.ndarray)):
             left, right = np.concatenate(left.to_list()), np.concatenate(right.to_list())
-            np.testing.assert_allclose(left, right, rtol=FLOAT64_RTOL, atol=FLOAT64_RTOL, err_msg=column)
+            np.testing.assert_allclose(
+                left, right, rtol=FLOAT64_RTOL, atol=FLOAT64_RTOL, err_msg=column
+            )
         elif left.dtype == np.float64 and column.startswith("log10"):
-            np.testing.assert_allclose(left, right, rtol=FLOAT64_RTOL, atol=FLOAT64_RTOL, err_msg=column)
+            np.testing.assert_allclose(
+                left, right, rtol=FLOAT64_RTOL, atol=FLOAT64_RTOL, err_msg=column
+            )
         else:
             pd.testing.assert_series_equal(left, right, check_names=False, obj=column)
 
@@ -66,9 +77,16 @@ def test_chunk_size_does_not_change_results(reference, run_sweep, chunk_size):
 
 
 def test_bucket_order_and_composition_do_not_change_results(reference, run_sweep):
-    reordered = {**AXES, "init": ["orthogonal", "gaussian"], "activation": ["relu", "tanh"], "seed": [1, 0]}
+    reordered = {
+        **AXES,
+        "init": ["orthogonal", "gaussian"],
+        "activation": ["relu", "tanh"],
+        "seed": [1, 0],
+    }
     assert_same_rows(reference, run_sweep(reordered))
-    alone = run_sweep({**AXES, "init": ["orthogonal"], "activation": ["relu"], "sigma_w": [1.3], "seed": [1]})
+    alone = run_sweep(
+        {**AXES, "init": ["orthogonal"], "activation": ["relu"], "sigma_w": [1.3], "seed": [1]}
+    )
     assert_same_rows(alone, reference)
 
 
@@ -97,7 +115,9 @@ def test_a_bucket_alone_equals_its_branch_of_a_shared_program(reference, run_swe
 
 
 def test_shallower_depths_are_prefixes(reference):
-    rows = reference.set_index(["init", "activation", "seed", "sigma_w", "sigma_b", "depth"]).sort_index()
+    rows = reference.set_index(
+        ["init", "activation", "seed", "sigma_w", "sigma_b", "depth"]
+    ).sort_index()
     for key, group in rows.groupby(level=[0, 1, 2, 3, 4]):
         deepest = np.asarray(group["log10_act_norm"].iloc[-1])
         for depth, row in group.droplevel([0, 1, 2, 3, 4]).iterrows():
@@ -112,7 +132,9 @@ def test_all_dtypes_and_losses_run(run_sweep):
                 {"dtype": dtype, "loss": loss},
             )
             assert (frame["dtype"] == dtype).all()
-            assert np.isfinite(frame[["log10_forward_gain", "log10_backward_gain"]].to_numpy()).all()
+            assert np.isfinite(
+                frame[["log10_forward_gain", "log10_backward_gain"]].to_numpy()
+            ).all()
 
 
 def test_a_lone_wide_family_equals_the_same_family_in_a_chunk(tmp_path):
@@ -122,5 +144,7 @@ def test_a_lone_wide_family_equals_the_same_family_in_a_chunk(tmp_path):
 
     axes = {"depth": [2, 4], "sigma_w": [0.9, 1.2, 1.5], "width": [64], "activation": ["tanh"]}
     together = api.run({"name": "wide", "axes": axes}, str(tmp_path / "together"))
-    alone = api.run({"name": "wide", "axes": axes}, str(tmp_path / "alone"), chunk_size=2)  # one family per chunk
+    alone = api.run(
+        {"name": "wide", "axes": axes}, str(tmp_path / "alone"), chunk_size=2
+    )  # one family per chunk
     assert_same_rows(alone, together)

@@ -19,11 +19,19 @@ def lecture_rows(tmp_path_factory):
     from sweep import api
 
     out = tmp_path_factory.mktemp("lecture")
-    axes = {"depth": DEPTHS, "sigma_w": [0.5, 1.5], "width": [2], "init": ["identity"], "activation": ["linear"]}
+    axes = {
+        "depth": DEPTHS,
+        "sigma_w": [0.5, 1.5],
+        "width": [2],
+        "init": ["identity"],
+        "activation": ["linear"],
+    }
     return api.run({"name": "lecture-exact", "axes": axes}, str(out))
 
 
-@pytest.mark.parametrize("column", ["log10_forward_gain", "log10_backward_gain", "log10_jac_sv_max", "log10_jac_sv_min"])
+@pytest.mark.parametrize(
+    "column", ["log10_forward_gain", "log10_backward_gain", "log10_jac_sv_max", "log10_jac_sv_min"]
+)
 def test_gain_is_depth_times_log_sigma(lecture_rows, column):
     expected = lecture_rows["depth"] * np.log10(lecture_rows["sigma_w"])
     # Each layer rounds a unit vector to float32 once; the norm is charged exactly, so
@@ -45,10 +53,17 @@ def test_float32_overflow_layer_is_where_sigma_power_passes_the_max(lecture_rows
     bucket = network.Bucket(2, "identity", "linear", "float32", 8, "cotangent", (1,))
     keys = network.family_keys(jax.random.key(0), 0, 2, "identity")
     max_abs = float(jnp.max(jnp.abs(network.probe_inputs(keys, bucket))))
-    log_excess = np.arange(1, 10_001) * math.log(1.5) + math.log(max_abs) - math.log(np.finfo(np.float32).max)
+    log_excess = (
+        np.arange(1, 10_001) * math.log(1.5)
+        + math.log(max_abs)
+        - math.log(np.finfo(np.float32).max)
+    )
     expected = int(np.argmax(log_excess > 0)) + 1
     # The plain pass rounds once per layer; make sure the crossing is not within that noise.
-    assert abs(log_excess[expected - 1]) > expected * EPS32 and abs(log_excess[expected - 2]) > expected * EPS32
+    assert (
+        abs(log_excess[expected - 1]) > expected * EPS32
+        and abs(log_excess[expected - 2]) > expected * EPS32
+    )
     rows = lecture_rows[lecture_rows["sigma_w"] == 1.5]
     assert (rows.loc[rows["depth"] >= expected, "overflow_layer"] == expected).all()
     assert rows.loc[rows["depth"] < expected, "overflow_layer"].isna().all()
@@ -56,7 +71,9 @@ def test_float32_overflow_layer_is_where_sigma_power_passes_the_max(lecture_rows
 
 
 def test_float32_underflow_is_flagged_and_metrics_stay_exact(lecture_rows):
-    deep = lecture_rows[(lecture_rows["sigma_w"] == 0.5) & (lecture_rows["depth"] == 10_000)].iloc[0]
+    deep = lecture_rows[(lecture_rows["sigma_w"] == 0.5) & (lecture_rows["depth"] == 10_000)].iloc[
+        0
+    ]
     assert deep["status"] == "underflow" and deep["underflow_layer"] > 0
     assert deep["log10_forward_gain"] == pytest.approx(10_000 * math.log10(0.5), abs=10_000 * EPS32)
 

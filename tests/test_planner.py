@@ -17,8 +17,17 @@ SHAPES = {
 
 
 def xla_bytes(bucket, n_families):
-    per_family = (jnp.ones(n_families), jnp.zeros(n_families), jnp.full(n_families, bucket.max_depth), jnp.zeros((n_families, 2), jnp.uint32))
-    compiled = engine.compiled(bucket, 1).lower(*per_family, jnp.int32(0), jax.random.key(0), jnp.int32(0), jnp.int32(0)).compile()
+    per_family = (
+        jnp.ones(n_families),
+        jnp.zeros(n_families),
+        jnp.full(n_families, bucket.max_depth),
+        jnp.zeros((n_families, 2), jnp.uint32),
+    )
+    compiled = (
+        engine.compiled(bucket, 1)
+        .lower(*per_family, jnp.int32(0), jax.random.key(0), jnp.int32(0), jnp.int32(0))
+        .compile()
+    )
     stats = compiled.memory_analysis()
     return stats.temp_size_in_bytes + stats.argument_size_in_bytes + stats.output_size_in_bytes
 
@@ -32,7 +41,15 @@ def test_estimate_bounds_xla_memory_analysis(width, depths, activation, draws):
 
 
 def test_planned_chunk_fits_a_small_budget():
-    sweep = spec.from_dict({"axes": {"depth": list(range(1, 41)), "sigma_w": list(np.linspace(0.5, 2, 40)), "width": [32]}})
+    sweep = spec.from_dict(
+        {
+            "axes": {
+                "depth": list(range(1, 41)),
+                "sigma_w": list(np.linspace(0.5, 2, 40)),
+                "width": [32],
+            }
+        }
+    )
     families = sweep.configs().drop_duplicates(list(spec.FAMILY_AXES))[list(spec.FAMILY_AXES)]
     budget = 3 * 2**20
     chunks = engine.plan(sweep, families, memory_budget=budget)

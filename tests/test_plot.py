@@ -17,7 +17,15 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 def synthetic_rows(seeds=(0, 1, 2)) -> pd.DataFrame:
     """A grid over every axis with a known metric: gain = depth * log10(sigma_w) + seed."""
     grid = pd.MultiIndex.from_product(
-        [[1, 2, 4, 8], [0.5, 1.0, 1.5, 2.0], [0.0], [16], ["gaussian", "orthogonal"], ["linear", "relu"], list(seeds)],
+        [
+            [1, 2, 4, 8],
+            [0.5, 1.0, 1.5, 2.0],
+            [0.0],
+            [16],
+            ["gaussian", "orthogonal"],
+            ["linear", "relu"],
+            list(seeds),
+        ],
         names=["depth", "sigma_w", "sigma_b", "width", "init", "activation", "seed"],
     ).to_frame(index=False)
     grid["config_id"] = [f"{i:016x}" for i in range(len(grid))]
@@ -31,7 +39,10 @@ def synthetic_rows(seeds=(0, 1, 2)) -> pd.DataFrame:
 
 
 def test_parse_where_splits_keys_and_values():
-    assert plot.parse_where(["width=64", "sigma_w=0.5,1.5", "width=2"]) == {"width": ["64", "2"], "sigma_w": ["0.5", "1.5"]}
+    assert plot.parse_where(["width=64", "sigma_w=0.5,1.5", "width=2"]) == {
+        "width": ["64", "2"],
+        "sigma_w": ["0.5", "1.5"],
+    }
     for bad in ("width", "=3", "width="):
         with pytest.raises(plot.PlotError, match="expected key=value"):
             plot.parse_where([bad])
@@ -39,9 +50,17 @@ def test_parse_where_splits_keys_and_values():
 
 def test_select_matches_numbers_loosely_and_strings_exactly():
     rows = synthetic_rows()
-    picked = plot.select(rows, {"sigma_w": ["1", "2.0000000000001"], "init": "gaussian", "depth": 4})
-    assert set(picked["sigma_w"]) == {1.0, 2.0} and set(picked["init"]) == {"gaussian"} and set(picked["depth"]) == {4}
-    with pytest.raises(plot.PlotError, match=r"--where depth=3 selects no rows; depth has 1, 2, 4, 8"):
+    picked = plot.select(
+        rows, {"sigma_w": ["1", "2.0000000000001"], "init": "gaussian", "depth": 4}
+    )
+    assert (
+        set(picked["sigma_w"]) == {1.0, 2.0}
+        and set(picked["init"]) == {"gaussian"}
+        and set(picked["depth"]) == {4}
+    )
+    with pytest.raises(
+        plot.PlotError, match=r"--where depth=3 selects no rows; depth has 1, 2, 4, 8"
+    ):
         plot.select(rows, {"depth": 3})
     with pytest.raises(plot.PlotError, match="depth takes numbers"):
         plot.select(rows, {"depth": "deep"})
@@ -52,14 +71,19 @@ def test_select_matches_numbers_loosely_and_strings_exactly():
 def test_check_single_valued_names_the_axis_and_the_fix():
     rows = synthetic_rows()
     assert plot.check_single_valued(rows, ["sigma_b", "width"]) == {"sigma_b": 0.0, "width": 16}
-    with pytest.raises(plot.PlotError, match=r"init has 2 values \(gaussian, orthogonal\).*--where init=gaussian.*--facet"):
+    with pytest.raises(
+        plot.PlotError,
+        match=r"init has 2 values \(gaussian, orthogonal\).*--where init=gaussian.*--facet",
+    ):
         plot.check_single_valued(rows, ["width", "init"])
 
 
 @pytest.mark.parametrize("agg, expected", [("median", 1.0), ("mean", 4.0 / 3.0)])
 def test_aggregate_seeds(agg, expected):
     rows = synthetic_rows(seeds=(0, 1, 3))
-    table = plot.aggregate_seeds(rows, ["init", "activation", "depth", "sigma_w"], ["log10_backward_gain"], agg)
+    table = plot.aggregate_seeds(
+        rows, ["init", "activation", "depth", "sigma_w"], ["log10_backward_gain"], agg
+    )
     assert len(table) == len(rows) // 3 and (table["n_seeds"] == 3).all()
     assert table["log10_backward_gain"].dtype == np.float64
     # gain = depth * log10(sigma_w) + seed, so the seed median is 1 and the mean 4/3 over it.
@@ -68,7 +92,9 @@ def test_aggregate_seeds(agg, expected):
 
 
 def test_aggregate_seeds_skips_nan_and_keeps_all_nan_groups_nan():
-    rows = pd.DataFrame({"depth": [1, 1, 1, 2, 2], "seed": [0, 1, 2, 0, 1], "m": [1.0, np.nan, 3.0, np.nan, np.nan]})
+    rows = pd.DataFrame(
+        {"depth": [1, 1, 1, 2, 2], "seed": [0, 1, 2, 0, 1], "m": [1.0, np.nan, 3.0, np.nan, np.nan]}
+    )
     table = plot.aggregate_seeds(rows, ["depth"], ["m"], "median")
     assert table["m"].iloc[0] == 2.0 and np.isnan(table["m"].iloc[1])
     with pytest.raises(plot.PlotError, match="unknown aggregation 'max'"):
@@ -92,7 +118,12 @@ def test_facet_panels_layout():
 
     # One facet axis wraps; a missing combination gets no panel.
     panels, n_rows, n_cols = plot.facet_panels(rows, ["depth"], wrap=3)
-    assert (n_rows, n_cols) == (2, 3) and [(p.row, p.col) for p in panels] == [(0, 0), (0, 1), (0, 2), (1, 0)]
+    assert (n_rows, n_cols) == (2, 3) and [(p.row, p.col) for p in panels] == [
+        (0, 0),
+        (0, 1),
+        (0, 2),
+        (1, 0),
+    ]
     gone = rows[~((rows["init"] == "orthogonal") & (rows["activation"] == "relu"))]
     panels, n_rows, n_cols = plot.facet_panels(gone, ["init", "activation"])
     assert (n_rows, n_cols, len(panels)) == (2, 2, 3)
@@ -100,10 +131,20 @@ def test_facet_panels_layout():
 
 def test_geometric_axes_and_cell_edges():
     assert plot.is_geometric([1, 2, 4, 8, 16]) and plot.is_geometric([1, 10, 100, 1000])
-    assert not plot.is_geometric(list(range(1, 151))) and not plot.is_geometric(np.linspace(0.5, 1.5, 41))
-    assert plot.is_geometric([2, 64]) and not plot.is_geometric([0.9, 1.1]) and not plot.is_geometric([0, 1, 2])
-    np.testing.assert_allclose(plot.cell_edges(np.array([1.0, 2.0, 3.0]), False), [0.5, 1.5, 2.5, 3.5])
-    np.testing.assert_allclose(plot.cell_edges(np.array([1.0, 4.0, 16.0]), True), [0.5, 2.0, 8.0, 32.0])
+    assert not plot.is_geometric(list(range(1, 151))) and not plot.is_geometric(
+        np.linspace(0.5, 1.5, 41)
+    )
+    assert (
+        plot.is_geometric([2, 64])
+        and not plot.is_geometric([0.9, 1.1])
+        and not plot.is_geometric([0, 1, 2])
+    )
+    np.testing.assert_allclose(
+        plot.cell_edges(np.array([1.0, 2.0, 3.0]), False), [0.5, 1.5, 2.5, 3.5]
+    )
+    np.testing.assert_allclose(
+        plot.cell_edges(np.array([1.0, 4.0, 16.0]), True), [0.5, 2.0, 8.0, 32.0]
+    )
 
 
 def test_critical_sigma_w_interpolates_chi1_in_log_space():
@@ -118,9 +159,14 @@ def test_critical_sigma_w_interpolates_chi1_in_log_space():
 
 def test_synthetic_phase_diagram_panels_titles_and_colour_bar():
     rows = synthetic_rows()
-    fig = plot.phase_diagram(rows, facet=("init", "activation"), where={"init": ["gaussian", "orthogonal"]})
+    fig = plot.phase_diagram(
+        rows, facet=("init", "activation"), where={"init": ["gaussian", "orthogonal"]}
+    )
     panels = [ax for ax in fig.axes if ax.get_title()]
-    assert sorted(ax.get_title() for ax in panels)[0] == "init = gaussian, activation = linear" and len(panels) == 4
+    assert (
+        sorted(ax.get_title() for ax in panels)[0] == "init = gaussian, activation = linear"
+        and len(panels) == 4
+    )
     bar = [ax for ax in fig.axes if "[decades]" in ax.get_ylabel()]
     assert len(bar) == 1
     assert all(ax.get_xlabel().startswith("σ_w") for ax in panels if ax.get_xlabel())
@@ -154,7 +200,9 @@ def test_theory_overlay_sits_at_the_critical_sigma_w(tiny, activation, expected)
     (ax,) = [ax for ax in fig.axes if ax.get_title()]
     np.testing.assert_allclose(_critical_line(ax), expected, rtol=1e-9)
     # The line spans the whole depth range of the panel.
-    ys = [line for line in ax.get_lines() if line.get_label().startswith("theory: critical")][0].get_ydata()
+    ys = [line for line in ax.get_lines() if line.get_label().startswith("theory: critical")][
+        0
+    ].get_ydata()
     assert min(ys) <= 1 and max(ys) >= 6
     legend_labels = [t.get_text() for t in fig.legends[0].get_texts()]
     assert "theory: critical σ_w (χ₁ = 1)" in legend_labels
@@ -164,7 +212,11 @@ def test_transposed_phase_diagram_draws_a_horizontal_critical_line(tiny):
     _, rows = tiny
     fig = plot.phase_diagram(rows, x="depth", y="sigma_w", facet=("activation",))
     titled = {ax.get_title(): ax for ax in fig.axes if ax.get_title()}
-    line = [line for line in titled["activation = relu"].get_lines() if line.get_label().startswith("theory: critical")][0]
+    line = [
+        line
+        for line in titled["activation = relu"].get_lines()
+        if line.get_label().startswith("theory: critical")
+    ][0]
     np.testing.assert_allclose(line.get_ydata(), math.sqrt(2.0), rtol=1e-9)
 
 
@@ -189,7 +241,9 @@ def test_layer_plot_uses_the_deepest_config_and_colours_by_the_varying_axis(tiny
     same = plot.layer_plot(long, where={"activation": "tanh", "sigma_w": [0.6, 1.0, 1.5]})
     for mine, theirs in zip(act.get_lines(), same.axes[0].get_lines()):
         np.testing.assert_array_equal(mine.get_ydata(), theirs.get_ydata())
-    with pytest.raises(plot.PlotError, match="sigma_w, activation vary, but a layer plot colours lines by one axis"):
+    with pytest.raises(
+        plot.PlotError, match="sigma_w, activation vary, but a layer plot colours lines by one axis"
+    ):
         plot.layer_plot(rows)
 
 
@@ -197,7 +251,10 @@ def test_layer_plot_uses_the_deepest_config_and_colours_by_the_varying_axis(tiny
 def test_cli_plot_writes_the_requested_format(tiny, tmp_path, fmt, magic, capsys):
     out_dir, _ = tiny
     path = tmp_path / f"phase.{fmt}"
-    assert cli.main(["plot", out_dir, "--facet", "activation", "--agg", "mean", "--out", str(path)]) == 0
+    assert (
+        cli.main(["plot", out_dir, "--facet", "activation", "--agg", "mean", "--out", str(path)])
+        == 0
+    )
     assert path.read_bytes()[:5].startswith(magic) and path.stat().st_size > 1000
     assert capsys.readouterr().out.strip() == f"sweep: wrote {path}"
 
@@ -205,7 +262,18 @@ def test_cli_plot_writes_the_requested_format(tiny, tmp_path, fmt, magic, capsys
 def test_cli_layers_plot(tiny, tmp_path):
     out_dir, _ = tiny
     path = tmp_path / "layers.png"
-    argv = ["plot", out_dir, "--kind", "layers", "--facet", "activation", "--where", "sigma_w=0.6,1,1.7", "--out", str(path)]
+    argv = [
+        "plot",
+        out_dir,
+        "--kind",
+        "layers",
+        "--facet",
+        "activation",
+        "--where",
+        "sigma_w=0.6,1,1.7",
+        "--out",
+        str(path),
+    ]
     assert cli.main(argv) == 0
     assert path.read_bytes()[:4] == b"\x89PNG"
 
@@ -213,14 +281,20 @@ def test_cli_layers_plot(tiny, tmp_path):
 @pytest.mark.parametrize(
     "args, message",
     [
-        (["--metric", "loss"], "unknown metric 'loss'; accepted: log10_forward_gain, log10_backward_gain"),
+        (
+            ["--metric", "loss"],
+            "unknown metric 'loss'; accepted: log10_forward_gain, log10_backward_gain",
+        ),
         (["--x", "sigma"], "unknown x axis 'sigma'; accepted: depth, sigma_w"),
         (["--facet", "colour"], "unknown facet axis 'colour'"),
         (["--where", "width=3"], "--where width=3 selects no rows; width has 8"),
         (["--facet", ""], "activation has 2 values (relu, tanh) but is not plotted"),
         (["--out", "phase.jpg"], "unknown image format '.jpg'; accepted: .png, .svg, .pdf"),
         (["--agg", "max"], "invalid choice: 'max'"),
-        (["--kind", "layers", "--metric", "log10_forward_gain"], "--metric applies to --kind phase"),
+        (
+            ["--kind", "layers", "--metric", "log10_forward_gain"],
+            "--metric applies to --kind phase",
+        ),
     ],
 )
 def test_cli_plot_errors_are_one_line_with_exit_code_2(tiny, tmp_path, capsys, args, message):
@@ -241,9 +315,19 @@ def test_cli_plot_on_a_missing_directory(tmp_path, capsys):
 
 def test_analysis_script_runs_end_to_end(tiny, tmp_path):
     out_dir, _ = tiny
-    env = {**os.environ, "SWEEP_RESULTS": out_dir, "SWEEP_FIGURES": str(tmp_path), "MPLBACKEND": "Agg"}
+    env = {
+        **os.environ,
+        "SWEEP_RESULTS": out_dir,
+        "SWEEP_FIGURES": str(tmp_path),
+        "MPLBACKEND": "Agg",
+    }
     done = subprocess.run(
-        [sys.executable, os.path.join(REPO, "scripts", "analysis.py")], env=env, cwd=str(tmp_path), capture_output=True, text=True, timeout=120
+        [sys.executable, os.path.join(REPO, "scripts", "analysis.py")],
+        env=env,
+        cwd=str(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert done.returncode == 0, done.stderr[-2000:]
     assert "The lecture's example, measured" in done.stdout

@@ -19,7 +19,12 @@ def test_deep_linear_gaussian_log_gain_moments(run_sweep, width):
     # log10_forward_gain the gain of one input; the backward gain is the same law for J^T.
     depth, seeds = 10, 300
     frame = run_sweep(
-        {"depth": [depth], "sigma_w": [1.0], "width": [width], "seed": {"start": 0, "stop": seeds - 1, "step": 1}},
+        {
+            "depth": [depth],
+            "sigma_w": [1.0],
+            "width": [width],
+            "seed": {"start": 0, "stop": seeds - 1, "step": 1},
+        },
         {"batch": 1},
     )
     half = width / 2
@@ -62,20 +67,38 @@ def test_gelu_explodes_exactly_far_past_float32(run_sweep):
     # gelu(x) -> x for x >> 0 and -> 0 for x << 0: on the identity init a deep gelu net with
     # sigma_w = 2 grows exactly like relu, by 2 per layer once its scale is far above 1,
     # past where float32 itself overflows (layer ~128).
-    frame = run_sweep({"depth": [500], "sigma_w": [2.0], "width": [2], "init": ["identity"], "activation": ["gelu", "relu"]})
+    frame = run_sweep(
+        {
+            "depth": [500],
+            "sigma_w": [2.0],
+            "width": [2],
+            "init": ["identity"],
+            "activation": ["gelu", "relu"],
+        }
+    )
     gelu = frame[frame["activation"] == "gelu"].iloc[0]
     relu = frame[frame["activation"] == "relu"].iloc[0]
     assert gelu["status"] == "overflow" and gelu["overflow_layer"] < 200
     growth = np.diff(np.asarray(gelu["log10_act_norm"]))[-100:]
     np.testing.assert_allclose(growth, math.log10(2.0), atol=8 * EPS32)
-    np.testing.assert_allclose(np.diff(np.asarray(relu["log10_act_norm"]))[-100:], math.log10(2.0), atol=8 * EPS32)
+    np.testing.assert_allclose(
+        np.diff(np.asarray(relu["log10_act_norm"]))[-100:], math.log10(2.0), atol=8 * EPS32
+    )
 
 
 def test_tanh_vanishing_regime_is_exact_far_below_float32(run_sweep):
     # tanh(x) = x (1 - x^2/3 + ...) so once activations are tiny, each identity layer with
     # sigma_w = 0.5 scales them by exactly 0.5: the log-space pass keeps that at depth 2000,
     # far below float32's smallest subnormal.
-    frame = run_sweep({"depth": [2000], "sigma_w": [0.5], "width": [2], "init": ["identity"], "activation": ["tanh"]})
+    frame = run_sweep(
+        {
+            "depth": [2000],
+            "sigma_w": [0.5],
+            "width": [2],
+            "init": ["identity"],
+            "activation": ["tanh"],
+        }
+    )
     row = frame.iloc[0]
     assert row["status"] == "underflow"
     growth = np.diff(np.asarray(row["log10_act_norm"]))[-1000:]
@@ -83,12 +106,22 @@ def test_tanh_vanishing_regime_is_exact_far_below_float32(run_sweep):
     assert row["log10_backward_gain"] < -590
 
 
-@pytest.mark.parametrize("activation, slope", [("elu", 1.0), ("selu", 1.0507009873554805)], ids=["elu", "selu"])
+@pytest.mark.parametrize(
+    "activation, slope", [("elu", 1.0), ("selu", 1.0507009873554805)], ids=["elu", "selu"]
+)
 def test_saturating_side_keeps_no_scale_far_past_float32(run_sweep, activation, slope):
     # elu/selu grow like x above 0 and tend to a constant below: with identity weights and
     # sigma_w = 2 the positive unit grows by 2 x slope per layer and the other settles at
     # phi(-inf), negligible beside it, so the net grows by exactly that far past float32.
-    frame = run_sweep({"depth": [400], "sigma_w": [2.0], "width": [2], "init": ["identity"], "activation": [activation]})
+    frame = run_sweep(
+        {
+            "depth": [400],
+            "sigma_w": [2.0],
+            "width": [2],
+            "init": ["identity"],
+            "activation": [activation],
+        }
+    )
     growth = np.diff(np.asarray(frame.iloc[0]["log10_act_norm"]))[-100:]
     np.testing.assert_allclose(growth, math.log10(2.0 * slope), atol=8 * EPS32)
 
@@ -96,7 +129,10 @@ def test_saturating_side_keeps_no_scale_far_past_float32(run_sweep, activation, 
 def test_saturated_sigmoid_gradients_stay_finite(run_sweep):
     # sigma_w = 2000 saturates most sigmoid units (phi' = 0 in float32); the rows that are
     # exactly zero must not hide the others: the gradient norm is finite, as is the gain.
-    frame = run_sweep({"depth": [1], "sigma_w": [2000.0], "width": [4], "activation": ["sigmoid"]}, {"dtype": "float64"})
+    frame = run_sweep(
+        {"depth": [1], "sigma_w": [2000.0], "width": [4], "activation": ["sigmoid"]},
+        {"dtype": "float64"},
+    )
     row = frame.iloc[0]
     assert np.isfinite(row["log10_backward_gain"]) and np.isfinite(row["log10_grad_norm"][0])
     assert np.isfinite(row["log10_jac_sv_max"])

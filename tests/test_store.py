@@ -12,7 +12,13 @@ import pytest
 
 from sweep import api, engine, store
 
-AXES = {"depth": [2, 5], "sigma_w": [0.9, 1.1, 1.4], "width": [4], "activation": ["tanh", "relu"], "seed": [0, 1]}
+AXES = {
+    "depth": [2, 5],
+    "sigma_w": [0.9, 1.1, 1.4],
+    "width": [4],
+    "activation": ["tanh", "relu"],
+    "seed": [0, 1],
+}
 SPEC = {"name": "store-test", "axes": AXES}
 
 
@@ -20,10 +26,21 @@ def test_nan_survives_the_round_trip(tmp_path):
     store.open_dir(str(tmp_path), SPEC, 0, overwrite=False)
     columns = {field.name: [None] for field in store.SCHEMA}
     columns.update(
-        config_id=["x"], depth=[1], width=[1], sigma_w=[1.0], sigma_b=[0.0], seed=[0], init=["gaussian"],
-        activation=["tanh"], dtype=["float32"], status=["nonfinite"],
-        log10_act_norm=[[0.0, math.nan]], log10_grad_norm=[[math.nan]], log10_forward_gain=[math.nan],
-        log10_backward_gain=[-math.inf], log10_jac_sv_max=[math.nan],
+        config_id=["x"],
+        depth=[1],
+        width=[1],
+        sigma_w=[1.0],
+        sigma_b=[0.0],
+        seed=[0],
+        init=["gaussian"],
+        activation=["tanh"],
+        dtype=["float32"],
+        status=["nonfinite"],
+        log10_act_norm=[[0.0, math.nan]],
+        log10_grad_norm=[[math.nan]],
+        log10_forward_gain=[math.nan],
+        log10_backward_gain=[-math.inf],
+        log10_jac_sv_max=[math.nan],
     )
     table = pa.table(columns, schema=store.SCHEMA)
     path = store.write_part(str(tmp_path), table, {"spec": SPEC})
@@ -31,7 +48,9 @@ def test_nan_survives_the_round_trip(tmp_path):
     assert raw.column("log10_forward_gain").null_count == 0  # NaN, not null
     assert raw.column("log10_jac_sv_min").null_count == 1  # a real null stays null
     frame = store.load(str(tmp_path))
-    assert math.isnan(frame["log10_forward_gain"][0]) and frame["log10_backward_gain"][0] == -math.inf
+    assert (
+        math.isnan(frame["log10_forward_gain"][0]) and frame["log10_backward_gain"][0] == -math.inf
+    )
     assert math.isnan(frame["log10_act_norm"][0][1]) and math.isnan(frame["log10_grad_norm"][0][0])
     assert frame["depth"].dtype == np.int64 and frame["sigma_w"].dtype == np.float64
     assert b"sweep" in pq.read_schema(path).metadata
@@ -57,14 +76,21 @@ def test_resume_after_interruption_has_no_gaps_and_no_duplicates(tmp_path, monke
     assert 0 < len(partial) < len(full)
     # A crash mid-write leaves at most a temp file, which must be ignored and, once old,
     # cleaned up; a young one may be another shard's part in flight and is left alone.
-    stale, young = os.path.join(out, "part-deadbeef.parquet.1234.tmp"), os.path.join(out, "part-young.parquet.5.tmp")
+    stale, young = (
+        os.path.join(out, "part-deadbeef.parquet.1234.tmp"),
+        os.path.join(out, "part-young.parquet.5.tmp"),
+    )
     for path in (stale, young):
         open(path, "wb").write(b"half a file")
     os.utime(stale, (time.time() - 2 * store.STALE_TEMP_SECONDS,) * 2)
 
     computed = []
     real_evaluate = engine.evaluate_chunk
-    monkeypatch.setattr(engine, "evaluate_chunk", lambda chunk, seed: computed.append(chunk) or real_evaluate(chunk, seed))
+    monkeypatch.setattr(
+        engine,
+        "evaluate_chunk",
+        lambda chunk, seed: computed.append(chunk) or real_evaluate(chunk, seed),
+    )
     resumed = api.run(SPEC, out, chunk_size=2)
     assert len(resumed) == len(full) and resumed["config_id"].is_unique
     assert set(resumed["config_id"]) == set(full["config_id"])
@@ -115,7 +141,10 @@ def test_shards_partition_the_sweep(tmp_path):
 def test_the_same_grid_reordered_or_renamed_resumes(tmp_path):
     out = str(tmp_path)
     api.run(SPEC, out)
-    reordered = {"name": "renamed", "axes": {**AXES, "activation": ["relu", "tanh"], "sigma_w": [1.4, 0.9, 1.1]}}
+    reordered = {
+        "name": "renamed",
+        "axes": {**AXES, "activation": ["relu", "tanh"], "sigma_w": [1.4, 0.9, 1.1]},
+    }
     assert len(api.run(reordered, out)) == len(api.run(SPEC, out))
 
 

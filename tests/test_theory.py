@@ -120,14 +120,22 @@ def test_quadrature_edge_values():
 def test_erf_closed_forms_match_quadrature(q):
     # Williams 1997; both sides are ~1e-14 accurate, so 1e-12 relative.
     mean_sq, slope, mean_dphi_sq = theory._moments("erf").stats(q)
-    assert float(mean_sq) == pytest.approx((2 / math.pi) * math.asin(2 * q / (1 + 2 * q)), rel=1e-14)
-    assert float(mean_sq) == pytest.approx(float(theory.gaussian_expectation(lambda u: jax.lax.erf(u) ** 2, q)), rel=1e-12)
+    assert float(mean_sq) == pytest.approx(
+        (2 / math.pi) * math.asin(2 * q / (1 + 2 * q)), rel=1e-14
+    )
+    assert float(mean_sq) == pytest.approx(
+        float(theory.gaussian_expectation(lambda u: jax.lax.erf(u) ** 2, q)), rel=1e-12
+    )
     derf = jax.vmap(jax.grad(jax.lax.erf))
-    expected = float(theory.gaussian_expectation(lambda u: derf(u.reshape(-1)).reshape(u.shape) ** 2, q))
+    expected = float(
+        theory.gaussian_expectation(lambda u: derf(u.reshape(-1)).reshape(u.shape) ** 2, q)
+    )
     assert float(mean_dphi_sq) == pytest.approx(expected, rel=1e-12)
     assert float(mean_dphi_sq) == pytest.approx(4 / math.pi / math.sqrt(1 + 4 * q), rel=1e-14)
     generic = theory._moments("erf", closed_form=False).stats(q)
-    np.testing.assert_allclose([float(v) for v in generic], [mean_sq, slope, mean_dphi_sq], rtol=1e-11)
+    np.testing.assert_allclose(
+        [float(v) for v in generic], [mean_sq, slope, mean_dphi_sq], rtol=1e-11
+    )
 
 
 @pytest.mark.parametrize("activation", ["linear", "relu"])
@@ -198,7 +206,13 @@ def test_hard_tanh_kernel_matches_conditional_reference():
     # extrapolated trapezoid rules on three pieces split at the kinks z = +-1/sqrt(q).
     q, c = 2.0, 0.6
     kink = 1 / math.sqrt(q)
-    grid = np.concatenate([np.linspace(-12, -kink, 6001), np.linspace(-kink, kink, 2001)[1:], np.linspace(kink, 12, 6001)[1:]])
+    grid = np.concatenate(
+        [
+            np.linspace(-12, -kink, 6001),
+            np.linspace(-kink, kink, 2001)[1:],
+            np.linspace(kink, 12, 6001)[1:],
+        ]
+    )
     u1 = math.sqrt(q) * grid
     mean, std = c * u1, math.sqrt(q * (1 - c * c))
     cdf = lambda x: np.asarray(jax.scipy.special.ndtr(x))  # noqa: E731
@@ -259,17 +273,30 @@ def test_length_map_trajectory_convention():
     trajectory = np.asarray(theory.length_map_trajectory("tanh", sigma_w, sigma_b, 40, q0=q0))
     assert trajectory.shape == (41,)
     assert trajectory[0] == q0  # index 0: the raw input's ||x||^2/N
-    assert trajectory[1] == pytest.approx(sigma_w**2 * q0 + sigma_b**2, rel=1e-15)  # no phi on the input
-    assert trajectory[2] == pytest.approx(sigma_w**2 * simpson_expectation(tanh_sq, trajectory[1]) + sigma_b**2, rel=1e-12)
+    assert trajectory[1] == pytest.approx(
+        sigma_w**2 * q0 + sigma_b**2, rel=1e-15
+    )  # no phi on the input
+    assert trajectory[2] == pytest.approx(
+        sigma_w**2 * simpson_expectation(tanh_sq, trajectory[1]) + sigma_b**2, rel=1e-12
+    )
     # chi_q ~ 0.43 here, so 40 layers reach q* to ~1e-14.
-    assert trajectory[-1] == pytest.approx(float(theory.fixed_point_q("tanh", sigma_w, sigma_b)), rel=1e-11)
+    assert trajectory[-1] == pytest.approx(
+        float(theory.fixed_point_q("tanh", sigma_w, sigma_b)), rel=1e-11
+    )
     batch = theory.length_map_trajectory("relu", jnp.array([1.0, 2.0]), 0.0, 3)
     np.testing.assert_allclose(batch, [[1, 1, 0.5, 0.25], [1, 4, 8, 16]], rtol=1e-15)
 
 
 @pytest.mark.parametrize(
     "activation, sigma_b2, expected",
-    [("linear", 0.0, 1.0), ("linear", 0.5, 1.0), ("relu", 0.0, 2.0), ("relu", 0.3, 2.0), ("tanh", 0.0, 1.0), ("erf", 0.0, math.pi / 4)],
+    [
+        ("linear", 0.0, 1.0),
+        ("linear", 0.5, 1.0),
+        ("relu", 0.0, 2.0),
+        ("relu", 0.3, 2.0),
+        ("tanh", 0.0, 1.0),
+        ("erf", 0.0, math.pi / 4),
+    ],
     ids=str,
 )
 def test_critical_sigma_w2_known_values(activation, sigma_b2, expected):
@@ -289,7 +316,9 @@ def test_tanh_critical_point_at_sigma_b2_0_05():
     # 1.8e-14: 1.76095463960675 both ways). 1e-12 absolute.
     assert ours == pytest.approx(independent, abs=1e-12)
     assert abs(ours - 1.7610) < 1e-4  # the value quoted for this point (1.76095...)
-    assert float(theory.chi1("tanh", math.sqrt(ours), math.sqrt(0.05))) == pytest.approx(1.0, abs=1e-12)
+    assert float(theory.chi1("tanh", math.sqrt(ours), math.sqrt(0.05))) == pytest.approx(
+        1.0, abs=1e-12
+    )
 
 
 def test_critical_line_is_increasing_for_tanh():
@@ -311,8 +340,13 @@ def test_predict_vmapped_over_thousands_of_configs():
     for activation in ["tanh", "relu"]:
         out = theory.predict(activation, sigma_w, sigma_b, depth)
         assert set(out) == {
-            "theory_q_star", "theory_chi1", "theory_c_star", "theory_xi_c",
-            "theory_xi_q", "theory_log10_backward_gain", "theory_phase",
+            "theory_q_star",
+            "theory_chi1",
+            "theory_c_star",
+            "theory_xi_c",
+            "theory_xi_q",
+            "theory_log10_backward_gain",
+            "theory_phase",
         }
         for key, value in out.items():
             assert value.shape == (n,), key
@@ -323,7 +357,12 @@ def test_predict_vmapped_over_thousands_of_configs():
         assert np.all((c_star >= 0) & (c_star <= 1))
         np.testing.assert_array_equal(c_star[chi1 <= 1], 1.0)
         if activation == "relu":  # chi = sigma_w^2 / 2 at every q: the gain is L times it
-            np.testing.assert_allclose(out["theory_log10_backward_gain"], depth * 0.5 * np.log10(chi1), rtol=1e-13, atol=1e-13)
+            np.testing.assert_allclose(
+                out["theory_log10_backward_gain"],
+                depth * 0.5 * np.log10(chi1),
+                rtol=1e-13,
+                atol=1e-13,
+            )
         phase = np.asarray(out["theory_phase"])
         np.testing.assert_array_equal(phase[np.log(chi1) < -1e-3], 0)
         np.testing.assert_array_equal(phase[np.log(chi1) > 1e-3], 2)
@@ -398,7 +437,9 @@ def test_backward_gain_closed_forms(activation):
     got = theory.log10_backward_gain(activation, w, b, L)
     offset = 0.0 if activation == "linear" else 0.5 * math.log10(0.5)
     expected = L * (np.log10(w) + offset)
-    assert np.all(np.abs(got - expected) <= 1e-14 * np.abs(expected) + 1e-15 * L), np.abs(got - expected).max()
+    assert np.all(np.abs(got - expected) <= 1e-14 * np.abs(expected) + 1e-15 * L), np.abs(
+        got - expected
+    ).max()
     if activation == "linear":  # exactly L log10 sigma_w at sigma_w = 1 and at depth 0
         assert np.all(got[w == 1.0] == 0.0) and np.all(got[L == 0] == 0.0)
     # predict's column is this function.
@@ -445,7 +486,9 @@ def test_backward_gain_converges_to_chi1_rate_far_from_criticality():
     depth = np.array([1000, 2000, 4000])
     gain = theory.log10_backward_gain("tanh", sigma_w[:, None], sigma_b[:, None], depth)
     transient = gain - depth * 0.5 * np.log10(chi1)[:, None]
-    np.testing.assert_allclose(transient, np.broadcast_to(transient[:, :1], transient.shape), rtol=0, atol=1e-9)
+    np.testing.assert_allclose(
+        transient, np.broadcast_to(transient[:, :1], transient.shape), rtol=0, atol=1e-9
+    )
     # The transient is a few layers' worth (the first layers see q^1 = sigma_w^2 +
     # sigma_b^2, not q*), so at L = 1000 the gain is L 1/2 log10 chi1 to < 1% (measured
     # 0.03-0.6%; T = -0.04 to -0.24 decades). Measured drift of T: 1.4e-13.
@@ -512,8 +555,12 @@ def test_tanh_chaotic_fixed_point_matches_2d_gauss_hermite():
         mid = 0.5 * (lo + hi)
         lo, hi = (mid, hi) if correlation_map(mid)[0] > mid else (lo, mid)
     c_expected = 0.5 * (lo + hi)
-    assert float(theory.fixed_point_c("tanh", sigma_w, sigma_b)) == pytest.approx(c_expected, abs=1e-9)
-    assert float(theory.chi_c("tanh", sigma_w, sigma_b)) == pytest.approx(correlation_map(c_expected)[1], abs=1e-9)
+    assert float(theory.fixed_point_c("tanh", sigma_w, sigma_b)) == pytest.approx(
+        c_expected, abs=1e-9
+    )
+    assert float(theory.chi_c("tanh", sigma_w, sigma_b)) == pytest.approx(
+        correlation_map(c_expected)[1], abs=1e-9
+    )
 
 
 def test_odd_activation_without_bias_decorrelates_fully():
@@ -531,7 +578,9 @@ def test_chi_q_equals_schoenholz_form():
         ddphi = jax.vmap(jax.grad(jax.grad(jnp.tanh)))
         flat = lambda g: lambda u: g(u.reshape(-1)).reshape(u.shape)  # noqa: E731
         expected = sigma_w**2 * float(
-            theory.gaussian_expectation(lambda u: flat(dphi)(u) ** 2 + jnp.tanh(u) * flat(ddphi)(u), q)
+            theory.gaussian_expectation(
+                lambda u: flat(dphi)(u) ** 2 + jnp.tanh(u) * flat(ddphi)(u), q
+            )
         )
         got = float(theory.xi_q("tanh", sigma_w, sigma_b))
         assert got == pytest.approx(-1 / math.log(expected), rel=1e-11)
@@ -545,19 +594,25 @@ def test_quadrature_path_reproduces_closed_form_predictions():
     for activation in ["erf", "relu"]:
         closed, generic = {}, {}
         for flag, out in [(True, closed), (False, generic)]:
-            fixed_point = theory._broadcast_call(theory._all_core, activation, sigma_w, sigma_b, 1.0, closed_form=flag)
+            fixed_point = theory._broadcast_call(
+                theory._all_core, activation, sigma_w, sigma_b, 1.0, closed_form=flag
+            )
             out.update(theory._predictions(fixed_point))
             out["gain"] = theory.log10_backward_gain(
                 activation, sigma_w, sigma_b, depth, q_star=fixed_point["q_star"], closed_form=flag
             )
         for key in closed:
-            np.testing.assert_allclose(generic[key], closed[key], rtol=1e-9, atol=1e-12, err_msg=f"{activation} {key}")
+            np.testing.assert_allclose(
+                generic[key], closed[key], rtol=1e-9, atol=1e-12, err_msg=f"{activation} {key}"
+            )
 
 
 def test_jit_and_vmap_compose():
     fn = jax.jit(jax.vmap(lambda w, b: theory.fixed_point_q("tanh", w, b)))
     got = fn(jnp.array([1.2, 1.5]), jnp.array([0.0, 0.3]))
-    np.testing.assert_allclose(got, theory.fixed_point_q("tanh", jnp.array([1.2, 1.5]), jnp.array([0.0, 0.3])), rtol=1e-15)
+    np.testing.assert_allclose(
+        got, theory.fixed_point_q("tanh", jnp.array([1.2, 1.5]), jnp.array([0.0, 0.3])), rtol=1e-15
+    )
 
 
 # ---------------------------------------------------------------------------------------

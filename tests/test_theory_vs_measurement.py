@@ -129,7 +129,11 @@ def measure(sigma_w2_values, seeds, width=WIDTH, depth=DEPTH, batch=BATCH, out=N
         "activation": [ACTIVATION],
         "seed": list(seeds),
     }
-    raw = {"name": "theory-vs-measurement", "axes": axes, "settings": {"batch": batch, "loss": "cotangent"}}
+    raw = {
+        "name": "theory-vs-measurement",
+        "axes": axes,
+        "settings": {"batch": batch, "loss": "cotangent"},
+    }
     return api.run(raw, out)
 
 
@@ -159,7 +163,10 @@ def half_log10_chi1(sigma_w2: float) -> float:
 def converged_layer(sigma_w2: float, depth: int) -> int:
     """l0: the first layer from which 1/2 log10 chi(q^l) stays within TRANSIENT_TOLERANCE
     of 1/2 log10 chi1."""
-    off = np.abs(per_layer_backward_theory(sigma_w2, depth) - half_log10_chi1(sigma_w2)) > TRANSIENT_TOLERANCE
+    off = (
+        np.abs(per_layer_backward_theory(sigma_w2, depth) - half_log10_chi1(sigma_w2))
+        > TRANSIENT_TOLERANCE
+    )
     return int(np.nonzero(off)[0][-1]) + 2 if off.any() else 1
 
 
@@ -175,7 +182,9 @@ def _d4_tanh_sq(u):
 def _length_map_moments(q):
     """M(q) = E[phi^2], M'(q) = E[(phi^2)'']/2 and M''(q) = E[(phi^2)^(4)]/4 (Stein), E[phi^4]."""
     e = lambda f: theory.gaussian_expectation(f, q)  # noqa: E731
-    return jnp.stack([e(_tanh_sq), e(_d2_tanh_sq) / 2, e(_d4_tanh_sq) / 4, e(lambda u: jnp.tanh(u) ** 4)])
+    return jnp.stack(
+        [e(_tanh_sq), e(_d2_tanh_sq) / 2, e(_d4_tanh_sq) / 4, e(lambda u: jnp.tanh(u) ** 4)]
+    )
 
 
 def length_map_finite_width(sigma_w2: float, depth: int, width: int):
@@ -256,7 +265,9 @@ def backward_agreement(rows, sigma_w2: float, width: int) -> dict:
 def measured(tmp_path_factory):
     """One sweep for every test here (the run_sweep fixture is per test; this is the
     same api.run call, made once per module)."""
-    return measure(SIGMA_W2, SEEDS, out=str(tmp_path_factory.mktemp("theory_vs_measurement") / "run"))
+    return measure(
+        SIGMA_W2, SEEDS, out=str(tmp_path_factory.mktemp("theory_vs_measurement") / "run")
+    )
 
 
 def test_points_are_in_the_phases_they_claim():

@@ -12,8 +12,12 @@ import pytest
 
 from sweep import cli, engine, network, spec, store, tasks, train
 
-TEACHER = spec.TrainSettings(steps=100, optimizer="sgd", learning_rate=0.2, batch_size=32, task="teacher")
-DIGITS = spec.TrainSettings(steps=30, optimizer="adam", learning_rate=0.01, batch_size=16, task="digits")
+TEACHER = spec.TrainSettings(
+    steps=100, optimizer="sgd", learning_rate=0.2, batch_size=32, task="teacher"
+)
+DIGITS = spec.TrainSettings(
+    steps=30, optimizer="adam", learning_rate=0.01, batch_size=16, task="digits"
+)
 
 
 def bucket(width=16, activation="tanh", depths=(1,)):
@@ -24,7 +28,9 @@ def bucket(width=16, activation="tanh", depths=(1,)):
 def critical_and_ordered():
     """tanh at sigma_b = 0: critical at sigma_w = 1 (depth 2), deep in order at sigma_w = 0.5,
     sigma_b = 0.3 (depth 24, xi_c ~ 1.5 layers). One chunk, two depth groups."""
-    return train.train_chunk([1.0, 0.5], [0.0, 0.3], [2, 24], 0, jax.random.key(0), bucket(), TEACHER)
+    return train.train_chunk(
+        [1.0, 0.5], [0.0, 0.3], [2, 24], 0, jax.random.key(0), bucket(), TEACHER
+    )
 
 
 def test_shallow_critical_network_trains(critical_and_ordered):
@@ -47,22 +53,35 @@ def test_deep_ordered_network_does_not_train(critical_and_ordered):
 def test_initial_loss_is_that_of_the_measurement_weights(critical_and_ordered):
     """W_l = sigma_w Ŵ_l, b_l = sigma_b b̂_l from network.layer_weights, rebuilt here in float64."""
     keys = network.family_keys(jax.random.key(0), 0, 16, "gaussian")
-    readout = jax.random.normal(train.train_keys(jax.random.key(0), 0, 16)["readout"], (10, 16), jnp.float32) / 4.0
+    readout = (
+        jax.random.normal(
+            train.train_keys(jax.random.key(0), 0, 16)["readout"], (10, 16), jnp.float32
+        )
+        / 4.0
+    )
     x, y = tasks.teacher_data(16)
     for config, (sigma_w, sigma_b, depth) in enumerate([(1.0, 0.0, 2), (0.5, 0.3, 24)]):
         a = x.astype(np.float64)
         for layer in range(1, depth + 1):
-            w_hat, b_hat = (np.asarray(t, np.float64) for t in network.layer_weights(keys, layer, bucket()))
+            w_hat, b_hat = (
+                np.asarray(t, np.float64) for t in network.layer_weights(keys, layer, bucket())
+            )
             a = np.tanh(a @ (np.float32(sigma_w) * w_hat).T + np.float32(sigma_b) * b_hat)
         expected = np.mean(0.5 * np.mean((a @ np.asarray(readout, np.float64).T - y) ** 2, axis=-1))
-        assert critical_and_ordered["train_loss_initial"][config] == pytest.approx(expected, rel=1e-5)
+        assert critical_and_ordered["train_loss_initial"][config] == pytest.approx(
+            expected, rel=1e-5
+        )
 
 
 def test_alone_equals_padded_vmapped_chunk():
     """Depth 3 padded to 7 layers of identity beside other depths, one group: same bits."""
     sigma_w, sigma_b, depth = [0.9, 1.2, 1.1, 2.0], [0.1, 0.2, 0.0, 0.3], [5, 3, 7, 1]
-    chunk = train.train_chunk(sigma_w, sigma_b, depth, 0, jax.random.key(0), bucket(), DIGITS, max_groups=1)
-    alone = train.train_chunk(sigma_w[1:2], sigma_b[1:2], depth[1:2], 0, jax.random.key(0), bucket(), DIGITS)
+    chunk = train.train_chunk(
+        sigma_w, sigma_b, depth, 0, jax.random.key(0), bucket(), DIGITS, max_groups=1
+    )
+    alone = train.train_chunk(
+        sigma_w[1:2], sigma_b[1:2], depth[1:2], 0, jax.random.key(0), bucket(), DIGITS
+    )
     assert set(alone) == set(train.COLUMNS)
     for name, values in alone.items():
         np.testing.assert_array_equal(values[0], chunk[name][1], err_msg=name)
@@ -70,24 +89,49 @@ def test_alone_equals_padded_vmapped_chunk():
 
 
 def test_same_seed_same_result_other_seed_differs(critical_and_ordered):
-    again = train.train_chunk([1.0, 0.5], [0.0, 0.3], [2, 24], 0, jax.random.key(0), bucket(), TEACHER)
+    again = train.train_chunk(
+        [1.0, 0.5], [0.0, 0.3], [2, 24], 0, jax.random.key(0), bucket(), TEACHER
+    )
     for name, values in again.items():
         np.testing.assert_array_equal(values, critical_and_ordered[name], err_msg=name)
-    other = train.train_chunk([1.0, 0.5], [0.0, 0.3], [2, 24], 1, jax.random.key(0), bucket(), TEACHER)
+    other = train.train_chunk(
+        [1.0, 0.5], [0.0, 0.3], [2, 24], 1, jax.random.key(0), bucket(), TEACHER
+    )
     assert other["train_loss_initial"][0] != critical_and_ordered["train_loss_initial"][0]
 
 
 def test_rmsprop_trains_a_shallow_net():
     """sgd, adam and momentum train in the tests above and below; rmsprop here."""
-    settings = spec.TrainSettings(steps=60, optimizer="rmsprop", learning_rate=0.003, batch_size=32, task="teacher")
-    r = train.train_chunk([1.0, 1.0], [0.0, 0.0], [2, 2], 0, jax.random.key(0), bucket(width=8), settings)
-    assert np.all(r["train_loss_final"] < 0.75 * r["train_loss_initial"]) and not r["train_diverged"].any()
+    settings = spec.TrainSettings(
+        steps=60, optimizer="rmsprop", learning_rate=0.003, batch_size=32, task="teacher"
+    )
+    r = train.train_chunk(
+        [1.0, 1.0], [0.0, 0.0], [2, 2], 0, jax.random.key(0), bucket(width=8), settings
+    )
+    assert (
+        np.all(r["train_loss_final"] < 0.75 * r["train_loss_initial"])
+        and not r["train_diverged"].any()
+    )
 
 
 def test_divergence_is_flagged_and_untrainable():
-    settings = spec.TrainSettings(steps=10, optimizer="sgd", learning_rate=10.0, batch_size=16, task="teacher")
-    r = train.train_chunk([3.0, 3.0], [0.0, 0.0], [6, 6], 0, jax.random.key(0), bucket(width=8, activation="relu"), settings)
-    assert r["train_diverged"].all() and not r["trainable"].any() and np.isnan(r["train_loss_final"]).all()
+    settings = spec.TrainSettings(
+        steps=10, optimizer="sgd", learning_rate=10.0, batch_size=16, task="teacher"
+    )
+    r = train.train_chunk(
+        [3.0, 3.0],
+        [0.0, 0.0],
+        [6, 6],
+        0,
+        jax.random.key(0),
+        bucket(width=8, activation="relu"),
+        settings,
+    )
+    assert (
+        r["train_diverged"].all()
+        and not r["trainable"].any()
+        and np.isnan(r["train_loss_final"]).all()
+    )
 
 
 def test_train_columns_pick_rows_and_split_by_memory():
@@ -96,15 +140,21 @@ def test_train_columns_pick_rows_and_split_by_memory():
     b = bucket(width=8, depths=(1, 3))
     chunk = engine.Chunk(b, 0, np.array([1.0, 1.5, 1.5]), np.array([0.1, 0.2, 0.2]), 2)
     row_depth, family_of_row = np.array([1, 3, 1, 3]), np.array([0, 0, 1, 1])
-    settings = spec.TrainSettings(steps=12, optimizer="momentum", learning_rate=0.05, batch_size=8, task="digits")
+    settings = spec.TrainSettings(
+        steps=12, optimizer="momentum", learning_rate=0.05, batch_size=8, task="digits"
+    )
     whole = train.train_columns(chunk, row_depth, family_of_row, [0.05] * 4, settings, 0)
-    split = train.train_columns(chunk, row_depth, family_of_row, [0.05] * 4, settings, 0, memory_budget=1)
+    split = train.train_columns(
+        chunk, row_depth, family_of_row, [0.05] * 4, settings, 0, memory_budget=1
+    )
     assert set(whole) == {f.name for f in store.TRAIN_FIELDS}
     for name in whole:
         assert whole[name].type == train.COLUMNS[name] and len(whole[name]) == 4
         assert whole[name].equals(split[name]), name
     family_1 = train.train_chunk([1.5, 1.5], [0.2, 0.2], [1, 3], 0, jax.random.key(0), b, settings)
-    np.testing.assert_array_equal(whole["train_loss_final"].to_numpy()[2:], family_1["train_loss_final"])
+    np.testing.assert_array_equal(
+        whole["train_loss_final"].to_numpy()[2:], family_1["train_loss_final"]
+    )
     nulls = train.train_columns(chunk, row_depth, family_of_row, [None] * 4, None, 0)
     assert all(column.null_count == 4 for column in nulls.values())
 
@@ -120,7 +170,9 @@ def xla_bytes(b, settings, n_configs):
 
 def test_memory_estimate_bounds_xla_memory_analysis():
     b = bucket(width=16, depths=(12,))
-    settings = spec.TrainSettings(steps=30, optimizer="adam", learning_rate=0.01, batch_size=16, task="teacher")
+    settings = spec.TrainSettings(
+        steps=30, optimizer="adam", learning_rate=0.01, batch_size=16, task="teacher"
+    )
     two, six = xla_bytes(b, settings, 2), xla_bytes(b, settings, 6)
     estimate = train.train_bytes_per_config(b, settings)
     assert (six - two) / 4 <= estimate <= 4 * (six - two) / 4
@@ -131,7 +183,11 @@ def test_digits_task_is_the_sklearn_set_at_any_width():
     x64, labels = tasks.digits_data(64)
     x100, _ = tasks.digits_data(100)
     x16, _ = tasks.digits_data(16)
-    assert x64.shape == (1797, 64) and x16.shape == (1797, 16) and sorted(set(labels)) == list(range(10))
+    assert (
+        x64.shape == (1797, 64)
+        and x16.shape == (1797, 16)
+        and sorted(set(labels)) == list(range(10))
+    )
     np.testing.assert_allclose(np.mean(x16.astype(np.float64) ** 2, axis=1), 1.0, rtol=1e-6)
     # N >= 64 embeds isometrically: inner products survive up to the unit-RMS scaling.
     np.testing.assert_allclose(x64 @ x64.T / 64, x100 @ x100.T / 100, atol=1e-5)
@@ -139,7 +195,11 @@ def test_digits_task_is_the_sklearn_set_at_any_width():
 
 
 def test_spec_round_trip_and_a_changed_train_is_a_different_sweep(tmp_path):
-    raw = {"name": "t", "axes": {"depth": [1], "sigma_w": [1.0], "width": [8]}, "train": {"steps": 5, "task": "teacher"}}
+    raw = {
+        "name": "t",
+        "axes": {"depth": [1], "sigma_w": [1.0], "width": [8]},
+        "train": {"steps": 5, "task": "teacher"},
+    }
     sweep = spec.from_dict(raw)
     assert sweep.train == spec.TrainSettings(steps=5, task="teacher")
     assert spec.from_dict(sweep.to_dict()) == sweep
@@ -160,7 +220,7 @@ def test_trainability_preset():
     assert spec.load("trainability") == preset  # `sweep run trainability`: a preset name for a path
 
 
-AXES = '[axes]\ndepth = [1]\nsigma_w = [1.0]\nwidth = [8]\n'
+AXES = "[axes]\ndepth = [1]\nsigma_w = [1.0]\nwidth = [8]\n"
 BAD_TRAIN = {
     "unknown-optimizer": ('[train]\noptimizer = "lion"\n', "lion"),
     "unknown-task": ('[train]\ntask = "mnist"\n', "mnist"),
@@ -171,8 +231,14 @@ BAD_TRAIN = {
     "negative-learning-rate": ("[train]\nlearning_rate = -0.1\n", "train.learning_rate"),
     "nan-learning-rate": ("[train]\nlearning_rate = nan\n", "train.learning_rate"),
     "empty-learning-rates": ("[train]\nlearning_rate = []\n", "train.learning_rate"),
-    "negative-learning-rate-in-list": ("[train]\nlearning_rate = [0.1, -0.01]\n", "train.learning_rate"),
-    "learning-rate-range-without-num": ("[train]\nlearning_rate = {start = 0.1, stop = 1}\n", "train.learning_rate"),
+    "negative-learning-rate-in-list": (
+        "[train]\nlearning_rate = [0.1, -0.01]\n",
+        "train.learning_rate",
+    ),
+    "learning-rate-range-without-num": (
+        "[train]\nlearning_rate = {start = 0.1, stop = 1}\n",
+        "train.learning_rate",
+    ),
     "zero-batch-size": ("[train]\nbatch_size = 0\n", "train.batch_size"),
     "unknown-key": ("[train]\nepochs = 3\n", "epochs"),
     "not-a-table": ('train = "yes"\n' + AXES, "train"),
@@ -200,28 +266,55 @@ def test_learning_rate_axis_rows_equal_single_rate_sweeps(tmp_path):
     axes = {"depth": [1, 3], "sigma_w": [0.8, 1.2], "width": [8], "activation": ["tanh"]}
     train_table = {"steps": 20, "optimizer": "momentum", "batch_size": 16, "task": "teacher"}
     rates = [0.02, 0.3]
-    both = sweep.run({"name": "lr", "axes": axes, "train": {**train_table, "learning_rate": rates}}, out=str(tmp_path / "both"))
+    both = sweep.run(
+        {"name": "lr", "axes": axes, "train": {**train_table, "learning_rate": rates}},
+        out=str(tmp_path / "both"),
+    )
     assert len(both) == 2 * 2 * 2 and both["config_id"].is_unique
     assert sorted(set(both["learning_rate"])) == rates
     per_config = both.groupby(["sigma_w", "depth"])
-    assert (per_config["log10_backward_gain"].nunique() == 1).all() and (per_config.size() == 2).all()
+    assert (per_config["log10_backward_gain"].nunique() == 1).all() and (
+        per_config.size() == 2
+    ).all()
     train_names = [f.name for f in store.TRAIN_FIELDS if f.name != "train_loss_curve"]
     for rate in rates:
-        alone = sweep.run({"name": "lr1", "axes": axes, "train": {**train_table, "learning_rate": rate}}, out=str(tmp_path / f"r{rate}"))
+        alone = sweep.run(
+            {"name": "lr1", "axes": axes, "train": {**train_table, "learning_rate": rate}},
+            out=str(tmp_path / f"r{rate}"),
+        )
         mine = both[both["learning_rate"] == rate].reset_index(drop=True)
-        pd.testing.assert_frame_equal(mine[train_names], alone[train_names], check_exact=True, check_dtype=False)
-        np.testing.assert_array_equal(np.stack(mine["train_loss_curve"]), np.stack(alone["train_loss_curve"]))
+        pd.testing.assert_frame_equal(
+            mine[train_names], alone[train_names], check_exact=True, check_dtype=False
+        )
+        np.testing.assert_array_equal(
+            np.stack(mine["train_loss_curve"]), np.stack(alone["train_loss_curve"])
+        )
     # Resume: the ids written are the ids the spec asks for, so a rerun computes nothing.
-    assert set(both["config_id"]) == set(spec.from_dict({"axes": axes, "train": {**train_table, "learning_rate": rates}}).configs()["config_id"])
+    assert set(both["config_id"]) == set(
+        spec.from_dict({"axes": axes, "train": {**train_table, "learning_rate": rates}}).configs()[
+            "config_id"
+        ]
+    )
     # A larger rate trains the shallow critical-ish nets further in these few steps.
-    final = both.pivot_table(index=["sigma_w", "depth"], columns="learning_rate", values="train_loss_final")
+    final = both.pivot_table(
+        index=["sigma_w", "depth"], columns="learning_rate", values="train_loss_final"
+    )
     assert (final[0.3] < final[0.02]).all()
 
 
 def test_learning_rate_range_table():
-    sweep_spec = spec.from_dict({"axes": {"depth": [1], "sigma_w": [1.0], "width": [8]}, "train": {"learning_rate": {"start": 0.001, "stop": 0.1, "num": 3, "log": True}}})
+    sweep_spec = spec.from_dict(
+        {
+            "axes": {"depth": [1], "sigma_w": [1.0], "width": [8]},
+            "train": {"learning_rate": {"start": 0.001, "stop": 0.1, "num": 3, "log": True}},
+        }
+    )
     assert sweep_spec.train.learning_rate == pytest.approx((0.001, 0.01, 0.1))
-    assert sweep_spec.n_configs == 3 and list(sweep_spec.configs().columns) == [*spec.AXES, "learning_rate", "config_id"]
+    assert sweep_spec.n_configs == 3 and list(sweep_spec.configs().columns) == [
+        *spec.AXES,
+        "learning_rate",
+        "config_id",
+    ]
 
 
 def test_chunk_size_counts_rows_of_every_learning_rate():
