@@ -22,8 +22,7 @@ import sys
 import numpy as np
 
 import sweep
-from sweep import api, plot, theory
-from sweep import spec as spec_module
+from sweep import api, plot, spec as spec_module, theory
 
 DPI = 130
 MULTIPLES = (1, 2, 4, 6)
@@ -42,7 +41,7 @@ def with_theory(frame):
     frame = frame.copy()
     frame["sigma_w2"] = frame["sigma_w"] ** 2
     frame["xi_c"] = np.asarray(
-        theory.xi_c("tanh", frame["sigma_w"].to_numpy(), frame["sigma_b"].to_numpy())
+        theory.mean_field("tanh", frame["sigma_w"].to_numpy(), frame["sigma_b"].to_numpy()).xi_c
     )
     return frame
 
@@ -57,7 +56,7 @@ def figure(frame, k_best: float):
     y_edges = plot.cell_edges(depths.astype(float), geometric=False)
     sigma_b = float(frame["sigma_b"].iloc[0])
     fine = np.linspace(x_edges[0], x_edges[-1], 400)
-    xi_fine = np.asarray(theory.xi_c("tanh", np.sqrt(fine), sigma_b))
+    xi_fine = np.asarray(theory.mean_field("tanh", np.sqrt(fine), sigma_b).xi_c)
     critical = theory.critical_sigma_w2("tanh", sigma_b**2)
     panels = [
         ("trainable", "trainable fraction (over seeds)", "Greens", (0, 1)),
@@ -112,9 +111,11 @@ def figure(frame, k_best: float):
     axes[0].set_ylabel("depth L [layers]")
     axes[0].legend(loc="upper right", fontsize=7.5, framealpha=0.85)
     settings = spec_module.preset("trainability").train
+    width = int(frame["width"].iloc[0])
     fig.suptitle(
-        f"Trainability of tanh nets, σ_b² = {sigma_b**2:.3g}, width {int(frame['width'].iloc[0])}, digits, "
-        f"{settings.optimizer} lr {settings.learning_rate:g}, {settings.steps} steps of {settings.batch_size}; "
+        f"Trainability of tanh nets, σ_b² = {sigma_b**2:.3g}, width {width}, digits, "
+        f"{settings.optimizer} lr {settings.learning_rate:g}, "
+        f"{settings.steps} steps of {settings.batch_size}; "
         f"{n_seeds} seeds; dotted: 1, 2, 4, 6 ξ_c",
         fontsize=9.5,
     )

@@ -54,11 +54,12 @@ def main(argv=None) -> float:
     elapsed = time.perf_counter() - started
 
     print(
-        f"tanh, sigma_b^2 = {tvm.SIGMA_B2}, width {args.width}, depth {args.depth}, batch {args.batch}, "
-        f"{args.seeds} seeds ({elapsed:.0f} s)"
+        f"tanh, sigma_b^2 = {tvm.SIGMA_B2}, width {args.width}, depth {args.depth}, "
+        f"batch {args.batch}, {args.seeds} seeds ({elapsed:.0f} s)"
     )
     print(
-        f"{'sigma_w^2':>9} {'chi1':>7} {'l0':>3} {'1/2 log10 chi1':>15} {'measured':>10} {'deviation':>10} {'SE':>8} {'dev/SE':>7} {'bias bd':>8}"
+        f"{'sigma_w^2':>9} {'chi1':>7} {'l0':>3} {'1/2 log10 chi1':>15} {'measured':>10} "
+        f"{'deviation':>10} {'SE':>8} {'dev/SE':>7} {'bias bd':>8}"
     )
     kept = []
     for sigma_w2 in sigma_w2_values:
@@ -67,8 +68,9 @@ def main(argv=None) -> float:
         if not near_critical:
             kept.append(got)
         print(
-            f"{sigma_w2:>9.4g} {got['chi1']:>7.4f} {got['l0']:>3d} {got['predicted']:>15.5f} {got['measured']:>10.5f} "
-            f"{got['deviation']:>+10.5f} {got['se']:>8.5f} {got['deviation'] / got['se']:>+7.2f} {got['bias_bound']:>8.5f}"
+            f"{sigma_w2:>9.4g} {got['chi1']:>7.4f} {got['l0']:>3d} {got['predicted']:>15.5f} "
+            f"{got['measured']:>10.5f} {got['deviation']:>+10.5f} {got['se']:>8.5f} "
+            f"{got['deviation'] / got['se']:>+7.2f} {got['bias_bound']:>8.5f}"
             + ("  (near critical: left out)" if near_critical else "")
         )
     worst = max(kept, key=lambda g: abs(g["deviation"]))
@@ -77,7 +79,8 @@ def main(argv=None) -> float:
     max_rel = max(abs(g["deviation"] / g["predicted"]) for g in kept)
     within = all(abs(g["deviation"]) <= g["tolerance"] for g in kept)
     print(
-        f"{len(kept)} points with |ln chi1| >= {CRITICAL_BAND}: max |deviation| = {max_dev:.5f} decades/layer "
+        f"{len(kept)} points with |ln chi1| >= {CRITICAL_BAND}: "
+        f"max |deviation| = {max_dev:.5f} decades/layer "
         f"(at sigma_w^2 = {worst['sigma_w2']:.4g}), max |deviation|/SE = {max_z:.2f}, "
         f"max relative = {100 * max_rel:.1f}%, all within the test's tolerance: {within}"
     )

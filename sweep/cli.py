@@ -184,13 +184,13 @@ def _bench(args) -> int:
 
 
 def _theory(args) -> int:
-    from . import activations, theory
+    from . import activations, cli_theory
 
     activations.get(args.activation)
     if args.critical_line:
-        print(theory.format_critical_line(args.activation))
+        print(cli_theory.format_critical_line(args.activation))
     else:
-        print(theory.format_theory_report(args.activation, args.sigma_b))
+        print(cli_theory.format_theory_report(args.activation, args.sigma_b))
     return 0
 
 

@@ -12,7 +12,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from sweep import theory
+from sweep import cli_theory, theory
 
 # ---------------------------------------------------------------------------------------
 # Independent numpy reference: Simpson on z in [-12, 12] (mass outside: 3.6e-33).
@@ -119,7 +119,7 @@ def test_quadrature_edge_values():
 @pytest.mark.parametrize("q", [1e-3, 0.5, 3.0, 50.0, 1e4], ids=lambda q: f"q={q:g}")
 def test_erf_closed_forms_match_quadrature(q):
     # Williams 1997; both sides are ~1e-14 accurate, so 1e-12 relative.
-    mean_sq, slope, mean_dphi_sq = theory._moments("erf").stats(q)
+    mean_sq, slope, mean_dphi_sq = theory.gaussian_moments("erf", q)
     assert float(mean_sq) == pytest.approx(
         (2 / math.pi) * math.asin(2 * q / (1 + 2 * q)), rel=1e-14
     )
@@ -132,7 +132,7 @@ def test_erf_closed_forms_match_quadrature(q):
     )
     assert float(mean_dphi_sq) == pytest.approx(expected, rel=1e-12)
     assert float(mean_dphi_sq) == pytest.approx(4 / math.pi / math.sqrt(1 + 4 * q), rel=1e-14)
-    generic = theory._moments("erf", closed_form=False).stats(q)
+    generic = theory.gaussian_moments("erf", q, closed_form=False)
     np.testing.assert_allclose(
         [float(v) for v in generic], [mean_sq, slope, mean_dphi_sq], rtol=1e-11
     )
@@ -143,8 +143,8 @@ def test_erf_closed_forms_match_quadrature(q):
 def test_homogeneous_closed_forms_match_quadrature(activation, q):
     # E[phi^2] = k q, d/dq = k, E[phi'^2] = k with k = 1 (linear), 1/2 (relu).
     k = 1.0 if activation == "linear" else 0.5
-    closed = [float(v) for v in theory._moments(activation).stats(q)]
-    generic = [float(v) for v in theory._moments(activation, closed_form=False).stats(q)]
+    closed = [float(v) for v in theory.gaussian_moments(activation, q)]
+    generic = [float(v) for v in theory.gaussian_moments(activation, q, closed_form=False)]
     np.testing.assert_allclose(closed, [k * q, k, k], rtol=1e-15)
     np.testing.assert_allclose(generic, closed, rtol=1e-12)
 
@@ -166,13 +166,10 @@ def test_homogeneous_closed_forms_match_quadrature(activation, q):
     ids=str,
 )
 def test_correlation_kernel_mehler_matches_closed_form(activation, c, rtol, q):
-    closed, generic = theory._moments(activation), theory._moments(activation, closed_form=False)
-    mean_sq, _, mean_dphi_sq = closed.stats(q)
-    kernel_closed = closed.kernel(jnp.float64(q), mean_sq, mean_dphi_sq)
-    kernel_generic = generic.kernel(jnp.float64(q), mean_sq, mean_dphi_sq)
+    # The generic path end to end: its own quadrature moments fix the tail at c = 1.
     np.testing.assert_allclose(
-        [float(v) for v in kernel_generic(jnp.float64(c))],
-        [float(v) for v in kernel_closed(jnp.float64(c))],
+        [float(v) for v in theory.correlation_kernel(activation, q, c, closed_form=False)],
+        [float(v) for v in theory.correlation_kernel(activation, q, c)],
         rtol=rtol,
         atol=1e-14,
     )
@@ -186,15 +183,12 @@ def test_tanh_kernel_matches_2d_gauss_hermite():
     weights = weights / math.sqrt(2 * math.pi)
     z1, z2 = np.meshgrid(nodes, nodes, indexing="ij")
     w2 = np.outer(weights, weights)
-    m = theory._moments("tanh")
-    mean_sq, _, mean_dphi_sq = m.stats(q)
-    kernel_at = m.kernel(jnp.float64(q), mean_sq, mean_dphi_sq)
     for c in [0.2, 0.7, 0.95]:
         u1 = math.sqrt(q) * z1
         u2 = math.sqrt(q) * (c * z1 + math.sqrt(1 - c * c) * z2)
         expected_value = np.sum(w2 * np.tanh(u1) * np.tanh(u2))
         expected_derivative = q * np.sum(w2 * (1 - np.tanh(u1) ** 2) * (1 - np.tanh(u2) ** 2))
-        value, derivative = kernel_at(jnp.float64(c))
+        value, derivative = theory.correlation_kernel("tanh", q, c)
         assert float(value) == pytest.approx(expected_value, abs=1e-10)
         assert float(derivative) == pytest.approx(expected_derivative, abs=1e-10)
 
@@ -224,9 +218,7 @@ def test_hard_tanh_kernel_matches_conditional_reference():
     fine = sum(np.trapezoid(integrand[p], grid[p]) for p in pieces)
     coarse = sum(np.trapezoid(integrand[p][::2], grid[p][::2]) for p in pieces)
     expected = (4 * fine - coarse) / 3  # O(h^4): the plain trapezoid error was 2e-8
-    m = theory._moments("hard_tanh")
-    mean_sq, _, mean_dphi_sq = m.stats(q)
-    value, _ = m.kernel(jnp.float64(q), mean_sq, mean_dphi_sq)(jnp.float64(c))
+    value, _ = theory.correlation_kernel("hard_tanh", q, c)
     # The extrapolated reference's error is O(h^4) ~ 1e-11 with h ~ 2e-3; the Mehler
     # series at q = 2 (128 terms, kinks resolved) is good to ~1e-12: 1e-10 absolute.
     assert float(value) == pytest.approx(expected, abs=1e-10)
@@ -253,7 +245,7 @@ def test_hard_tanh_kernel_matches_conditional_reference():
     ids=lambda v: f"{v:g}" if isinstance(v, float) else str(v),
 )
 def test_fixed_point_q_exact_cases(activation, sigma_w, sigma_b, q_star):
-    got = float(theory.fixed_point_q(activation, sigma_w, sigma_b))
+    got = float(theory.mean_field(activation, sigma_w, sigma_b).q_star)
     if math.isinf(q_star) or q_star == 0:
         assert got == q_star
     else:
@@ -264,7 +256,7 @@ def test_fixed_point_q_matches_simpson_iteration():
     # Independent Newton on the Simpson length map; both converge to ~1e-13 (measured
     # agreement <= 1e-14): 1e-12 relative.
     for sigma_w2, sigma_b2 in [(1.5, 0.05), (3.0, 0.5), (1.2, 0.0)]:
-        got = float(theory.fixed_point_q("tanh", math.sqrt(sigma_w2), math.sqrt(sigma_b2)))
+        got = float(theory.mean_field("tanh", math.sqrt(sigma_w2), math.sqrt(sigma_b2)).q_star)
         assert got == pytest.approx(simpson_q_star(sigma_w2, sigma_b2), rel=1e-12)
 
 
@@ -281,7 +273,7 @@ def test_length_map_trajectory_convention():
     )
     # chi_q ~ 0.43 here, so 40 layers reach q* to ~1e-14.
     assert trajectory[-1] == pytest.approx(
-        float(theory.fixed_point_q("tanh", sigma_w, sigma_b)), rel=1e-11
+        float(theory.mean_field("tanh", sigma_w, sigma_b).q_star), rel=1e-11
     )
     batch = theory.length_map_trajectory("relu", jnp.array([1.0, 2.0]), 0.0, 3)
     np.testing.assert_allclose(batch, [[1, 1, 0.5, 0.25], [1, 4, 8, 16]], rtol=1e-15)
@@ -316,7 +308,7 @@ def test_tanh_critical_point_at_sigma_b2_0_05():
     # 1.8e-14: 1.76095463960675 both ways). 1e-12 absolute.
     assert ours == pytest.approx(independent, abs=1e-12)
     assert abs(ours - 1.7610) < 1e-4  # the value quoted for this point (1.76095...)
-    assert float(theory.chi1("tanh", math.sqrt(ours), math.sqrt(0.05))) == pytest.approx(
+    assert float(theory.mean_field("tanh", math.sqrt(ours), math.sqrt(0.05)).chi1) == pytest.approx(
         1.0, abs=1e-12
     )
 
@@ -404,8 +396,8 @@ def test_depth_scales_at_criticality_are_inf_not_nan():
     np.testing.assert_array_equal(out["theory_xi_c"], [math.inf, math.inf])
     np.testing.assert_array_equal(out["theory_xi_q"], [math.inf, math.inf])
     np.testing.assert_array_equal(out["theory_log10_backward_gain"], [0.0, 0.0])
-    assert float(theory.xi_grad("tanh", 1.0, 0.0)) == math.inf
-    assert float(theory.xi_c("relu", 0.0, 0.0)) == 0.0  # chi = 0: no memory at all
+    assert float(theory.mean_field("tanh", 1.0, 0.0).xi_grad) == math.inf
+    assert float(theory.mean_field("relu", 0.0, 0.0).xi_c) == 0.0  # chi = 0: no memory at all
 
 
 # ---------------------------------------------------------------------------------------
@@ -481,7 +473,7 @@ def test_backward_gain_converges_to_chi1_rate_far_from_criticality():
     # 3000 layers from L = 1000 to 4000, T moves by < 7e-11. 1e-9 absolute.
     sigma_w = np.array([0.8, math.sqrt(1.2), math.sqrt(2.5), 2.0, 3.0])
     sigma_b = np.array([0.1, math.sqrt(0.05), math.sqrt(0.05), 0.0, 0.5])
-    chi1 = np.asarray(theory.chi1("tanh", sigma_w, sigma_b))
+    chi1 = np.asarray(theory.mean_field("tanh", sigma_w, sigma_b).chi1)
     assert np.all(np.abs(np.log(chi1)) > 0.1)  # clearly off the critical line
     depth = np.array([1000, 2000, 4000])
     gain = theory.log10_backward_gain("tanh", sigma_w[:, None], sigma_b[:, None], depth)
@@ -499,7 +491,7 @@ def test_backward_gain_at_tanh_criticality_without_bias():
     # sigma_b = 0, sigma_w = 1: chi1 = 1 (q* = 0), so L 1/2 log10 chi1 = 0 at every depth,
     # but q^l -> 0 only like 1/(2l) and ln chi(q) = -2q + 5q^2 + O(q^3), so the gain is
     # -1/2 log10 L + O(1) instead: negative and growing in size.
-    assert float(theory.chi1("tanh", 1.0, 0.0)) == 1.0
+    assert float(theory.mean_field("tanh", 1.0, 0.0).chi1) == 1.0
     depth = np.array([10, 150, 1000, 4000])
     gain = theory.log10_backward_gain("tanh", 1.0, 0.0, depth)
     assert np.all(gain < 0) and np.all(np.diff(gain) < 0)
@@ -555,51 +547,48 @@ def test_tanh_chaotic_fixed_point_matches_2d_gauss_hermite():
         mid = 0.5 * (lo + hi)
         lo, hi = (mid, hi) if correlation_map(mid)[0] > mid else (lo, mid)
     c_expected = 0.5 * (lo + hi)
-    assert float(theory.fixed_point_c("tanh", sigma_w, sigma_b)) == pytest.approx(
-        c_expected, abs=1e-9
-    )
-    assert float(theory.chi_c("tanh", sigma_w, sigma_b)) == pytest.approx(
-        correlation_map(c_expected)[1], abs=1e-9
-    )
+    mf = theory.mean_field("tanh", sigma_w, sigma_b)
+    assert float(mf.c_star) == pytest.approx(c_expected, abs=1e-9)
+    assert float(mf.chi_c) == pytest.approx(correlation_map(c_expected)[1], abs=1e-9)
 
 
 def test_odd_activation_without_bias_decorrelates_fully():
     # sigma_b = 0, phi odd: c = 0 is a fixed point, and the stable one in the chaotic phase.
-    assert float(theory.fixed_point_c("tanh", 2.0, 0.0)) == 0.0
-    assert float(theory.fixed_point_c("erf", 2.0, 0.0)) == 0.0
+    assert float(theory.mean_field("tanh", 2.0, 0.0).c_star) == 0.0
+    assert float(theory.mean_field("erf", 2.0, 0.0).c_star) == 0.0
 
 
 def test_chi_q_equals_schoenholz_form():
     # chi_q = sigma_w^2 E[phi'^2 + phi phi''] (Schoenholz et al.), computed here with
     # phi'' from autodiff; theory uses the integrated-by-parts form. Both ~1e-14.
+    dphi = jax.vmap(jax.grad(jnp.tanh))
+    ddphi = jax.vmap(jax.grad(jax.grad(jnp.tanh)))
+
+    def schoenholz(u):
+        flat = u.reshape(-1)
+        return (dphi(flat) ** 2 + jnp.tanh(flat) * ddphi(flat)).reshape(u.shape)
+
     for sigma_w, sigma_b in [(1.2, 0.1), (2.0, 0.5)]:
-        q = float(theory.fixed_point_q("tanh", sigma_w, sigma_b))
-        dphi = jax.vmap(jax.grad(jnp.tanh))
-        ddphi = jax.vmap(jax.grad(jax.grad(jnp.tanh)))
-        flat = lambda g: lambda u: g(u.reshape(-1)).reshape(u.shape)  # noqa: E731
-        expected = sigma_w**2 * float(
-            theory.gaussian_expectation(
-                lambda u: flat(dphi)(u) ** 2 + jnp.tanh(u) * flat(ddphi)(u), q
-            )
-        )
-        got = float(theory.xi_q("tanh", sigma_w, sigma_b))
+        mf = theory.mean_field("tanh", sigma_w, sigma_b)
+        expected = sigma_w**2 * float(theory.gaussian_expectation(schoenholz, float(mf.q_star)))
+        assert float(mf.chi_q) == pytest.approx(expected, rel=1e-11)
+        got = float(mf.xi_q)
         assert got == pytest.approx(-1 / math.log(expected), rel=1e-11)
 
 
 def test_quadrature_path_reproduces_closed_form_predictions():
-    # The whole pipeline on the generic quadrature/Mehler path vs the closed forms.
-    sigma_w = jnp.array([0.5, 1.0, 1.5, 2.5, 1.3])
-    sigma_b = jnp.array([0.0, 0.2, 0.3, 0.0, 0.5])
+    # The whole pipeline on the generic quadrature/Mehler path vs the closed forms: every
+    # MeanField field (predict's depth-free columns among them) and the gain.
+    sigma_w = np.array([0.5, 1.0, 1.5, 2.5, 1.3])
+    sigma_b = np.array([0.0, 0.2, 0.3, 0.0, 0.5])
     depth = np.array([50, 50, 50, 50, 7])
     for activation in ["erf", "relu"]:
         closed, generic = {}, {}
         for flag, out in [(True, closed), (False, generic)]:
-            fixed_point = theory._broadcast_call(
-                theory._all_core, activation, sigma_w, sigma_b, 1.0, closed_form=flag
-            )
-            out.update(theory._predictions(fixed_point))
+            fixed_point = theory.mean_field(activation, sigma_w, sigma_b, closed_form=flag)
+            out.update(fixed_point._asdict())
             out["gain"] = theory.log10_backward_gain(
-                activation, sigma_w, sigma_b, depth, q_star=fixed_point["q_star"], closed_form=flag
+                activation, sigma_w, sigma_b, depth, q_star=fixed_point.q_star, closed_form=flag
             )
         for key in closed:
             np.testing.assert_allclose(
@@ -608,11 +597,43 @@ def test_quadrature_path_reproduces_closed_form_predictions():
 
 
 def test_jit_and_vmap_compose():
-    fn = jax.jit(jax.vmap(lambda w, b: theory.fixed_point_q("tanh", w, b)))
+    fn = jax.jit(jax.vmap(lambda w, b: theory.mean_field("tanh", w, b).q_star))
     got = fn(jnp.array([1.2, 1.5]), jnp.array([0.0, 0.3]))
     np.testing.assert_allclose(
-        got, theory.fixed_point_q("tanh", jnp.array([1.2, 1.5]), jnp.array([0.0, 0.3])), rtol=1e-15
+        got,
+        theory.mean_field("tanh", jnp.array([1.2, 1.5]), jnp.array([0.0, 0.3])).q_star,
+        rtol=1e-15,
     )
+
+
+def test_results_do_not_depend_on_the_callers_x64_setting():
+    # Every public function runs in its own float64 scope: with jax_enable_x64 off the
+    # numbers are the same bits as with it on (inputs given as numpy float64 or lists).
+    sigma_w, sigma_b, depth = [0.7, 1.0, 1.5, 2.5], [0.0, 0.3, 0.1, 0.5], [3, 64, 65, 200]
+    outputs = {}
+    for enabled in (True, False):
+        with jax.enable_x64(enabled):
+            outputs[enabled] = [
+                theory.predict("tanh", sigma_w, sigma_b, depth),
+                theory.mean_field("hard_tanh", sigma_w, sigma_b)._asdict(),
+                {"line": theory.critical_line("tanh", [0.0, 0.05])},
+                {"trajectory": theory.length_map_trajectory("erf", sigma_w, sigma_b, 5)},
+                {"gain": theory.log10_backward_gain("gelu", sigma_w, sigma_b, depth)},
+                {"e": theory.gaussian_expectation(jnp.tanh, np.array([0.3, 2.0]))},
+                {"kernel": theory.correlation_kernel("tanh", 1.3, 0.4)[0]},
+            ]
+    for with_x64, without in zip(outputs[True], outputs[False]):
+        for key, value in with_x64.items():
+            got = np.asarray(without[key])
+            assert got.dtype == np.asarray(value).dtype, key
+            np.testing.assert_array_equal(got, value, err_msg=key)
+    assert np.asarray(outputs[False][0]["theory_chi1"]).dtype == np.float64
+
+
+def test_package_docstring_example_runs():
+    import doctest
+
+    assert doctest.testmod(theory, optionflags=doctest.ELLIPSIS).failed == 0
 
 
 # ---------------------------------------------------------------------------------------
@@ -620,12 +641,12 @@ def test_jit_and_vmap_compose():
 
 
 def test_theory_table_and_reports():
-    table = theory.theory_table("tanh", math.sqrt(0.05), [1.0, 2.0])
+    table = cli_theory.theory_table("tanh", math.sqrt(0.05), [1.0, 2.0])
     assert list(table.columns) == ["sigma_w2", "q_star", "chi1", "xi_c"]
     assert table["chi1"].iloc[0] < 1 < table["chi1"].iloc[1]
-    report = theory.format_theory_report("tanh", math.sqrt(0.05))
+    report = cli_theory.format_theory_report("tanh", math.sqrt(0.05))
     assert "sigma_b=0.223607 (sigma_b^2=0.05)" in report
     assert "critical sigma_w^2 = 1.76" in report
     assert len(report.splitlines()) == 3 + 13
-    line = theory.format_critical_line("relu", [0.0, 0.1])
+    line = cli_theory.format_critical_line("relu", [0.0, 0.1])
     assert line.count("2.000000") == 2

@@ -99,7 +99,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from sweep import api, theory
+from sweep import api, precision, theory
 
 LN10 = math.log(10.0)
 ACTIVATION = "tanh"
@@ -157,7 +157,7 @@ def per_layer_backward_theory(sigma_w2: float, depth: int) -> np.ndarray:
 
 
 def half_log10_chi1(sigma_w2: float) -> float:
-    return 0.5 * math.log10(float(theory.chi1(ACTIVATION, *sigma_pair(sigma_w2))))
+    return 0.5 * math.log10(float(theory.mean_field(ACTIVATION, *sigma_pair(sigma_w2)).chi1))
 
 
 def converged_layer(sigma_w2: float, depth: int) -> int:
@@ -178,6 +178,7 @@ def _d4_tanh_sq(u):
     return jnp.vectorize(jax.grad(jax.grad(jax.grad(jax.grad(_tanh_sq)))))(u)
 
 
+@precision.x64  # float64 inputs and outputs whatever the caller's jax_enable_x64
 @jax.jit
 def _length_map_moments(q):
     """M(q) = E[phi^2], M'(q) = E[(phi^2)'']/2 and M''(q) = E[(phi^2)^(4)]/4 (Stein), E[phi^4]."""
@@ -195,7 +196,7 @@ def length_map_finite_width(sigma_w2: float, depth: int, width: int):
     deviation of A_l, and the scalar slope of the length map at q*.
     """
     sigma_w, sigma_b = sigma_pair(sigma_w2)
-    moments = lambda q: [float(v) for v in _length_map_moments(jnp.float64(q))]  # noqa: E731
+    moments = lambda q: [float(v) for v in _length_map_moments(np.float64(q))]  # noqa: E731
     q_mf = np.asarray(theory.length_map_trajectory(ACTIVATION, sigma_w, sigma_b, depth))[1:]
     mean_field = 0.5 * np.log10(np.asarray(theory.gaussian_expectation(_tanh_sq, q_mf)))
     bias, sd = np.empty(depth), np.empty(depth)
@@ -207,7 +208,7 @@ def length_map_finite_width(sigma_w2: float, depth: int, width: int):
         m, v = mean_sq + 0.5 * sigma_w2**2 * curvature * v, (sigma_w2 * slope) ** 2 * v + noise
         bias[index] = 0.5 * math.log10(m) - v / (4 * m * m * LN10) - mean_field[index]
         sd[index] = math.sqrt(v) / (2 * LN10 * m)
-    q_star = float(theory.fixed_point_q(ACTIVATION, sigma_w, sigma_b))
+    q_star = float(theory.mean_field(ACTIVATION, sigma_w, sigma_b).q_star)
     chi_q = sigma_w2 * moments(q_star)[1]
     return mean_field, bias, sd, chi_q
 
