@@ -12,7 +12,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from sweep import cli_theory, theory
+from sweep import cli_theory, precision, theory
 
 # ---------------------------------------------------------------------------------------
 # Independent numpy reference: Simpson on z in [-12, 12] (mass outside: 3.6e-33).
@@ -209,7 +209,7 @@ def test_hard_tanh_kernel_matches_conditional_reference():
     )
     u1 = math.sqrt(q) * grid
     mean, std = c * u1, math.sqrt(q * (1 - c * c))
-    cdf = lambda x: np.asarray(jax.scipy.special.ndtr(x))  # noqa: E731
+    cdf = lambda x: np.asarray(precision.x64(jax.scipy.special.ndtr)(x))  # noqa: E731
     pdf = lambda x: np.exp(-0.5 * x * x) / math.sqrt(2 * math.pi)  # noqa: E731
     lo, hi = (-1 - mean) / std, (1 - mean) / std
     inner = -cdf(lo) + (1 - cdf(hi)) + mean * (cdf(hi) - cdf(lo)) + std * (pdf(lo) - pdf(hi))
