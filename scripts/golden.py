@@ -137,8 +137,35 @@ def _float_close(a, b, rtol: float):
     if a.shape != b.shape:
         return False
     same = (a == b) | (np.isnan(a) & np.isnan(b))
-    close = np.abs(a - b) <= rtol * np.maximum(np.abs(a), np.abs(b))
+    with np.errstate(invalid="ignore"):
+        close = np.abs(a - b) <= rtol * np.maximum(np.abs(a), np.abs(b))
     return bool(np.all(same | close))
+
+
+def bit_differences(old: str, new: str) -> tuple[int, int, float]:
+    """(float values compared, values whose bits differ, largest relative difference) over
+    every float and float-list column of two results directories with the same ids."""
+    import numpy as np
+
+    a, b = _rows(old), _rows(new)
+    b = b.loc[a.index]
+    total, differ, worst = 0, 0, 0.0
+    for column in a.columns:
+        x, y = a[column].to_numpy(), b[column].to_numpy()
+        if x.dtype == object:
+            if not any(isinstance(v, (list, np.ndarray)) for v in x[:1]):
+                continue
+            x = np.concatenate([np.asarray(v, np.float64) for v in x])
+            y = np.concatenate([np.asarray(v, np.float64) for v in y])
+        elif x.dtype.kind != "f":
+            continue
+        same = (x == y) | (np.isnan(x) & np.isnan(y))
+        total, differ = total + x.size, differ + int((~same).sum())
+        if (~same).any():
+            with np.errstate(invalid="ignore", divide="ignore"):
+                rel = np.abs(x - y)[~same] / np.maximum(np.abs(x), np.abs(y))[~same]
+            worst = max(worst, float(np.nanmax(rel)))
+    return total, differ, worst
 
 
 def compare_dirs(old: str, new: str, rtol: float = 1e-12) -> list[str]:
@@ -215,8 +242,13 @@ def main() -> int:
     failed = False
     for name in args.cases:
         problems = compare_dirs(os.path.join(args.old, name), os.path.join(args.new, name))
-        rows = len(_rows(os.path.join(args.old, name)))
-        print(f"{name}: {rows} rows, " + ("same" if not problems else "DIFFERENT"))
+        old, new = os.path.join(args.old, name), os.path.join(args.new, name)
+        rows = len(_rows(old))
+        summary = "DIFFERENT"
+        if not problems:
+            total, differ, worst = bit_differences(old, new)
+            summary = f"same ({total} floats, {differ} not bit-identical, max rel diff {worst:.1e})"
+        print(f"{name}: {rows} rows, {summary}")
         for line in problems:
             print(f"  {line}")
         failed |= bool(problems)

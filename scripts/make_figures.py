@@ -19,8 +19,7 @@ import os
 import sys
 
 import sweep
-from sweep import api, plot
-from sweep import spec as spec_module
+from sweep import api, plot, spec as spec_module
 
 DPI = 130
 

@@ -1,27 +1,44 @@
 """sweep: map where deep networks explode or vanish.
 
 >>> import sweep
->>> df = sweep.run("spec.toml")        # or a dict, or a sweep.spec.Spec
+>>> df = sweep.run("spec.toml")        # or a dict, or a sweep.Spec
 >>> df = sweep.load("results/lecture")  # one row per config
 >>> long = sweep.load("results/lecture", layers=True)  # one row per config and layer
 >>> fig = sweep.plot.phase_diagram(df, where={"width": 64})  # a matplotlib Figure
+
+Importing sweep changes no JAX option and imports nothing heavy: the names below load
+their modules on first use, and sweep's entry points turn on float64 only while they run
+(sweep.precision).
 """
 
-from importlib import metadata as _metadata
+from importlib import import_module as _import_module, metadata as _metadata
 
-import jax as _jax
-
-# Log-scales are accumulated in float64 so depth 10,000 is as exact as depth 10; the
-# networks themselves run in the spec's dtype, which every array names explicitly.
-_jax.config.update("jax_enable_x64", True)
-
-from . import plot as plot  # noqa: E402  (matplotlib itself is imported on first use)
-from .api import load as load  # noqa: E402
-from .api import run as run
-from .spec import Spec as Spec  # noqa: E402
-from .spec import SpecError as SpecError
+# name -> (module, attribute or None for the module itself)
+_LAZY = {
+    "run": ("sweep.api", "run"),
+    "load": ("sweep.api", "load"),
+    "Spec": ("sweep.spec", "Spec"),
+    "SpecError": ("sweep.spec", "SpecError"),
+    "plot": ("sweep.plot", None),
+    "theory": ("sweep.theory", None),
+}
+__all__ = sorted(_LAZY)
 
 try:
     __version__ = _metadata.version("sweep")
 except _metadata.PackageNotFoundError:  # running from a source tree
     __version__ = "0+unknown"
+
+
+def __getattr__(name: str):
+    if name not in _LAZY:
+        raise AttributeError(f"module 'sweep' has no attribute {name!r}")
+    module_name, attribute = _LAZY[name]
+    module = _import_module(module_name)
+    value = module if attribute is None else getattr(module, attribute)
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return sorted([*globals(), *_LAZY])

@@ -22,6 +22,8 @@ from collections.abc import Callable
 import jax
 import jax.numpy as jnp
 
+from . import names
+
 
 @dataclasses.dataclass(frozen=True)
 class Activation:
@@ -70,6 +72,7 @@ ACTIVATIONS: dict[str, Activation] = {
     ]
 }
 
+assert tuple(ACTIVATIONS) == names.ACTIVATIONS
 # exp(±CLIP) * O(1) stays well inside float32; beyond it phi is linear (near 0) or
 # at its asymptote (far out) to float32 rounding.
 LOG_SCALE_CLIP = 30.0

@@ -7,8 +7,7 @@ import time
 
 import pandas as pd
 
-from . import engine, store
-from . import spec as spec_module
+from . import columns, devices, engine, memory, plan, precision, spec as spec_module, store, train
 
 
 def _as_spec(sweep) -> spec_module.Spec:
@@ -37,6 +36,7 @@ def run(sweep, out: str | None = None, **options) -> pd.DataFrame:
     return store.load(execute(sweep, out, **options))
 
 
+@precision.x64
 def execute(
     sweep,
     out: str | None = None,
@@ -50,6 +50,9 @@ def execute(
 ) -> str:
     """run() without loading the results back: streams chunk by chunk to `out` with bounded
     memory however large the sweep, and returns `out`.
+
+    The pipeline: spec (the config table and its ids) -> plan (chunks) -> engine (numpy
+    metrics per chunk) -> columns, theory and train (numpy columns) -> store (Parquet).
 
     Args:
       root_seed: the root of every PRNG key (the CLI's --seed).
@@ -66,40 +69,59 @@ def execute(
         raise spec_module.SpecError(f"--chunk-size: {chunk_size} must be >= 1")
     if overwrite and shard[1] > 1:
         raise spec_module.SpecError(
-            "--overwrite with --shard would delete the other shards' results; clear the directory once, then run the shards"
+            "--overwrite with --shard would delete the other shards' results; "
+            "clear the directory once, then run the shards"
         )
     done = store.open_dir(out, sweep.to_dict(), root_seed, overwrite)
     configs = sweep.configs()
-    todo = configs[~configs["config_id"].isin(done)]
-    # A family (every depth of one point) is the unit of work, one missing depth redoes it;
-    # with independent draws a unit is one config.
-    families = todo.drop_duplicates(list(sweep.unit_axes))[list(sweep.unit_axes)]
-    families = families[shard_mask(families, *shard)]
-    chunks = engine.plan(sweep, families, memory_budget, chunk_size)
+    # A unit (every depth of one family; one config with independent draws) is computed
+    # whole: one missing depth redoes it, and only its missing rows are written.
+    unit_axes = list(sweep.unit_axes)
+    units = configs.loc[~configs["config_id"].isin(done), unit_axes].drop_duplicates()
+    units = units[shard_mask(units, *shard)]
+    todo = configs.merge(units, on=unit_axes)
+    budget = memory_budget or memory.default_memory_budget()
+    rows_per_unit = len(configs) // max(len(configs.drop_duplicates(unit_axes)), 1)
+
+    def units_per_chunk(program):
+        return memory.units_per_chunk(program, rows_per_unit, budget, chunk_size, sweep.train)
+
+    chunks = plan.plan(sweep, todo, units_per_chunk, devices.count())
     record = store.manifest(sweep.to_dict(), root_seed) | store.environment()
     started = time.perf_counter()
-    total = engine.n_configs(chunks)
+    total = sum(chunk.n_rows for chunk in chunks)
     bar = _progress_bar(total, progress)
-    for chunk, table in engine.evaluate(chunks, root_seed):
-        mask = ~pd.Series(table.column("config_id").to_pylist()).isin(done).to_numpy()
-        store.write_part(out, table.filter(mask) if not mask.all() else table, record)
+    for chunk, result in engine.evaluate(chunks, root_seed):
+        rows = columns.chunk_rows(chunk)
+        table = store.to_table(
+            {
+                **columns.measurements(chunk, rows, result),
+                **columns.theory_columns(chunk, rows),
+                **train.train_columns(chunk, rows, sweep.train, root_seed),
+            },
+            len(rows.depth),
+        )
+        fresh = ~pd.Series(chunk.row_ids).isin(done).to_numpy()
+        store.write_part(out, table if fresh.all() else table.filter(fresh), record)
         bar.update(chunk.n_rows)
     bar.close()
     if progress:
         elapsed = time.perf_counter() - started
         rate = f", {total / elapsed:.0f} configs/s" if total and elapsed > 0 else ""
         print(
-            f"sweep: {total} configs computed in {elapsed:.1f} s{rate}; {len(done) + total} of {sweep.n_configs} in {out}"
+            f"sweep: {total} configs computed in {elapsed:.1f} s{rate}; "
+            f"{len(done) + total} of {sweep.n_configs} in {out}"
         )
     return out
 
 
-def shard_mask(families: pd.DataFrame, index: int, count: int):
-    """True for the families (or configs) in slice `index` of `count`, by a hash of their axis values."""
+def shard_mask(units: pd.DataFrame, index: int, count: int):
+    """True for the units (families, or configs) in slice `index` of `count`, by a hash
+    of their axis values."""
     if not 0 <= index < count:
         raise spec_module.SpecError(f"--shard: {index}/{count} needs 0 <= I < N")
-    keys = [spec_module.config_id({"depth": 0, **row}) for row in families.to_dict("records")]
-    return pd.Series([int(k, 16) % count == index for k in keys], index=families.index, dtype=bool)
+    keys = [spec_module.config_id({"depth": 0, **row}) for row in units.to_dict("records")]
+    return pd.Series([int(k, 16) % count == index for k in keys], index=units.index, dtype=bool)
 
 
 def _progress_bar(total: int, enabled: bool):

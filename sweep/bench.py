@@ -4,7 +4,7 @@ The benchmark sweep is gaussian init, tanh, sigma_b^2 = 0.05, 64 values of sigma
 [1, 4], depths 1..128, width 64, 4 seeds, probe batch 8: 32,768 configs. It measures
 - the engine end to end (compile and Parquet writing included), in configs/s;
 - a per-config JAX loop computing the same metrics with the same one-config functions
-  (network.families with one family and one depth), jitted once per shape with compile
+  (network.family_one with one family and one depth), jitted once per shape with compile
   excluded, timed on a random subsample and extrapolated; the bench checks that it gives
   the engine's numbers;
 - with torch installed (the `bench` extra), a PyTorch eager per-config loop (bench_torch:
@@ -18,6 +18,7 @@ The benchmark sweep is gaussian init, tanh, sigma_b^2 = 0.05, 64 values of sigma
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import json
 import math
@@ -29,9 +30,10 @@ import time
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pandas as pd
 from jax import monitoring
 
-from . import api, engine, network, spec, store
+from . import api, engine, plan, precision, spec, store
 
 COMPILE_SECONDS = {"total": 0.0}
 
@@ -74,6 +76,16 @@ def gemm_peak_flops(size: int = 2048, repeats: int = 5) -> float:
     return 2 * size**3 / best
 
 
+def one_config_chunk(sweep: spec.Spec, row) -> plan.Chunk:
+    """A chunk of one config (a row of the config table): one family measured at one depth,
+    with a program of its own init and activation."""
+    bucket = plan.Bucket(row.width, row.init, row.activation, row.seed, (row.depth,))
+    program = plan.program_of(sweep, bucket)
+    program = dataclasses.replace(program, inits=(row.init,), activations=(row.activation,))
+    units = pd.DataFrame({"sigma_w": [row.sigma_w], "sigma_b": [row.sigma_b], "depth": [row.depth]})
+    return plan.chunks_of(sweep, bucket, program, units, [np.array([row.config_id])], 1)[0]
+
+
 def per_config_loop(sweep: spec.Spec, rows, root_seed: int):
     """Evaluates each row alone (one family, one depth) with its program compiled first.
 
@@ -84,16 +96,13 @@ def per_config_loop(sweep: spec.Spec, rows, root_seed: int):
 
     Returns (seconds excluding compiles, {config_id: log10_backward_gain}).
     """
-    seconds, gains = 0.0, {}
+    seconds, gains, previous_depth = 0.0, {}, None
     for row in rows.sort_values("depth", kind="stable").itertuples(index=False):
         if gains and row.depth != previous_depth:
             engine.compiled.cache_clear()
             jax.clear_caches()
         previous_depth = row.depth
-        bucket = network.Bucket(
-            row.width, row.init, row.activation, sweep.dtype, sweep.batch, sweep.loss, (row.depth,)
-        )
-        chunk = engine.Chunk(bucket, row.seed, np.array([row.sigma_w]), np.array([row.sigma_b]), 1)
+        chunk = one_config_chunk(sweep, row)
         engine.evaluate_chunk(chunk, root_seed)  # compile (excluded) and warm up
         start = time.perf_counter()
         result = engine.evaluate_chunk(chunk, root_seed)
@@ -123,16 +132,8 @@ def torch_loop(sweep: spec.Spec, rows, frame, root_seed: int) -> dict | None:
     seconds, worst, fraction, unchecked = 0.0, 0.0, 0.0, 0
     try:
         for i, row in enumerate(rows.itertuples(index=False)):
-            bucket = network.Bucket(
-                row.width,
-                row.init,
-                row.activation,
-                sweep.dtype,
-                sweep.batch,
-                sweep.loss,
-                (row.depth,),
-            )
-            data = bench_torch.inputs(bucket, row.seed, root_seed)
+            program = one_config_chunk(sweep, row).program
+            data = bench_torch.inputs(program, row.seed, root_seed)
             args = (data, row.sigma_w, row.sigma_b, row.depth, row.activation)
             if i == 0:
                 bench_torch.metrics(*args)  # warm-up (excluded)
@@ -164,6 +165,7 @@ def torch_loop(sweep: spec.Spec, rows, frame, root_seed: int) -> dict | None:
     }
 
 
+@precision.x64
 def run(
     quick: bool = False,
     subsample: int | None = None,

@@ -40,24 +40,26 @@ EPS32 = 2.0**-24  # float32 unit roundoff
 SAFETY = 16.0  # c in the tolerance: see tolerances
 
 
-def inputs(bucket: network.Bucket, seed: int, root_seed: int) -> dict[str, torch.Tensor]:
+def inputs(program: network.Program, seed: int, root_seed: int) -> dict[str, torch.Tensor]:
     """The engine's unit-scale weights w_hat (L, N, N), b_hat (L, N), probe inputs x (B, N)
     and cotangents g (B, N) of one family, as exact float64 copies."""
-    if bucket.loss != "cotangent":
-        raise ValueError(f"the torch baseline has only the cotangent loss, not {bucket.loss!r}")
+    if program.loss != "cotangent":
+        raise ValueError(f"the torch baseline has only the cotangent loss, not {program.loss!r}")
     keys = network.family_keys(
-        jax.random.key(root_seed), jnp.int32(seed), bucket.width, bucket.init
+        jax.random.key(root_seed), jnp.int32(seed), program.width, program.inits
     )
-    w_hat, b_hat = jax.vmap(lambda layer: network.layer_weights(keys, layer, bucket))(
-        jnp.arange(1, bucket.max_depth + 1)
+    w_hat, b_hat = jax.vmap(lambda layer: network.layer_weights(keys, layer, program))(
+        jnp.arange(1, program.n_layers + 1)
     )
-    shape = (1, bucket.batch, bucket.width)
-    g_hat, log_g = network.output_cotangents(jnp.zeros(shape), jnp.zeros(shape[:2]), keys, bucket)
+    shape = (program.batch, program.width)
+    g_hat, log_g = network.output_cotangents(
+        jnp.zeros(shape)[None], jnp.zeros(shape[:1])[None], keys, program
+    )
     as_torch = lambda v: torch.tensor(np.asarray(v, np.float64))  # noqa: E731  (a copy)
     return {
         "w_hat": as_torch(w_hat),
         "b_hat": as_torch(b_hat),
-        "x": as_torch(network.probe_inputs(keys, bucket)),
+        "x": as_torch(network.probe_inputs(keys, program)),
         "g": as_torch(g_hat[0] * jnp.exp(log_g[0])[:, None]),
     }
 

@@ -13,6 +13,8 @@ from collections.abc import Callable
 import jax
 import jax.numpy as jnp
 
+from . import names
+
 # Std of a unit normal truncated to [-2, 2]; dividing by it restores unit variance,
 # as jax.nn.initializers.variance_scaling does.
 _TRUNCATED_NORMAL_STD = 0.87962566103423978
@@ -53,6 +55,7 @@ INITS: dict[str, Callable[[jax.Array, int, jnp.dtype], jax.Array]] = {
     "orthogonal": _orthogonal,
 }
 
+assert tuple(INITS) == names.INITS
 # Inits whose weights are random, and so depend on seed and layer keys.
 DETERMINISTIC = frozenset({"identity"})
 

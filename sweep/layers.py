@@ -18,8 +18,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from . import spec as spec_module
-from . import store
+from . import spec as spec_module, store
 
 ID_COLUMNS = (
     "config_id",

@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from . import activations, inits
+from . import names
 
 AXES = ("depth", "sigma_w", "sigma_b", "width", "init", "activation", "seed")
 AXIS_DEFAULTS = {"sigma_b": [0.0], "seed": [0], "init": ["gaussian"], "activation": ["linear"]}
@@ -54,7 +54,7 @@ TRAIN_DEFAULTS = {
     "batch_size": 32,
     "task": "digits",
 }
-TRAIN_OPTIMIZERS = ("sgd", "momentum", "adam", "rmsprop")
+TRAIN_OPTIMIZERS = names.OPTIMIZERS
 
 
 class SpecError(ValueError):
@@ -68,7 +68,7 @@ class TrainSettings:
     steps: optimizer updates; optimizer: one of TRAIN_OPTIMIZERS (through optax);
     learning_rate: the learning rates, sorted (a number is one); more than one makes it
     an axis of the sweep: every config trains once per learning rate, one row each;
-    batch_size: examples per update; task: a name in sweep.tasks.TASKS.
+    batch_size: examples per update; task: a name in sweep.names.TASKS.
     """
 
     steps: int = TRAIN_DEFAULTS["steps"]
@@ -268,9 +268,9 @@ def _validate_axis(key: str, values: list) -> tuple:
     elif key in ("sigma_w", "sigma_b"):
         checked = [_check_sigma(key, v) for v in values]
     elif key == "init":
-        checked = [_check_name(key, v, inits.INITS) for v in values]
+        checked = [_check_name(key, v, names.INITS) for v in values]
     else:
-        checked = [_check_name(key, v, activations.ACTIVATIONS) for v in values]
+        checked = [_check_name(key, v, names.ACTIVATIONS) for v in values]
     unique = sorted(set(checked), key=checked.index)
     return tuple(sorted(unique) if key not in ("init", "activation") else unique)
 
@@ -385,8 +385,6 @@ def _learning_rates(raw: Any) -> tuple[float, ...]:
 
 def _train_settings(raw: Any) -> TrainSettings:
     """Validates the [train] table. Raises SpecError."""
-    from . import tasks  # the task registry; imported here so the registry stays open
-
     if not isinstance(raw, dict):
         raise SpecError(f"train: must be a table of {', '.join(TRAIN_DEFAULTS)}")
     unknown = set(raw) - set(TRAIN_DEFAULTS)
@@ -399,9 +397,9 @@ def _train_settings(raw: Any) -> TrainSettings:
         raise SpecError(
             f"train.optimizer: unknown optimizer {train['optimizer']!r}; accepted: {', '.join(TRAIN_OPTIMIZERS)}"
         )
-    if not isinstance(train["task"], str) or train["task"] not in tasks.TASKS:
+    if not isinstance(train["task"], str) or train["task"] not in names.TASKS:
         raise SpecError(
-            f"train.task: unknown task {train['task']!r}; accepted: {', '.join(tasks.TASKS)}"
+            f"train.task: unknown task {train['task']!r}; accepted: {', '.join(names.TASKS)}"
         )
     return TrainSettings(
         steps=_positive_integer("steps", train["steps"]),

@@ -17,7 +17,9 @@ import platform
 import time
 import uuid
 from importlib import metadata
+from typing import NamedTuple
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -49,21 +51,19 @@ SCHEMA = pa.schema(
         ("theory_xi_q", pa.float64()),
         ("theory_log10_backward_gain", pa.float64()),
         ("theory_phase", pa.string()),
+        # The trainability probe's (sweep.train; null for sweeps without [train]).
+        ("learning_rate", pa.float64()),
+        ("train_loss_initial", pa.float64()),
+        ("train_loss_final", pa.float64()),
+        ("train_accuracy_final", pa.float64()),
+        ("train_steps_to_half_loss", pa.int64()),
+        ("trainable", pa.bool_()),
+        ("train_diverged", pa.bool_()),
+        ("train_loss_curve", pa.list_(pa.float64())),
     ]
 )
-# The trainability probe's columns (sweep.train; null for sweeps without [train]). They
-# join SCHEMA when engine.to_table fills them: SCHEMA = pa.schema([*SCHEMA, *TRAIN_FIELDS]).
-TRAIN_FIELDS = [
-    pa.field("learning_rate", pa.float64()),
-    pa.field("train_loss_initial", pa.float64()),
-    pa.field("train_loss_final", pa.float64()),
-    pa.field("train_accuracy_final", pa.float64()),
-    pa.field("train_steps_to_half_loss", pa.int64()),
-    pa.field("trainable", pa.bool_()),
-    pa.field("train_diverged", pa.bool_()),
-    pa.field("train_loss_curve", pa.list_(pa.float64())),
-]
-SCHEMA = pa.schema([*SCHEMA, *TRAIN_FIELDS])
+THEORY_COLUMNS = tuple(name for name in SCHEMA.names if name.startswith("theory_"))
+TRAIN_COLUMNS = tuple(SCHEMA.names[SCHEMA.get_field_index("learning_rate") :])
 MANIFEST = "sweep.json"
 STALE_TEMP_SECONDS = 3600
 PART_GLOB = "part-*.parquet"
@@ -71,6 +71,60 @@ PART_GLOB = "part-*.parquet"
 
 class StoreError(ValueError):
     """A results directory that cannot be used as asked; the message says how to fix it."""
+
+
+class Ragged(NamedTuple):
+    """A list column: row r holds values[offsets[r]:offsets[r + 1]] (float64)."""
+
+    offsets: np.ndarray  # (R + 1,) int32
+    values: np.ndarray  # (K,) float64
+
+    @classmethod
+    def rows(cls, values: np.ndarray, lengths: np.ndarray) -> Ragged:
+        """values (R, K), row r keeping its first lengths[r] entries."""
+        mask = np.arange(values.shape[1])[None, :] < lengths[:, None]
+        return cls(_offsets(lengths), values[mask])
+
+    @classmethod
+    def prefixes(cls, values: np.ndarray, row_of: np.ndarray, lengths: np.ndarray) -> Ragged:
+        """values (F, K); row r is values[row_of[r], :lengths[r]] (no (R, K) copy)."""
+        parts = [values[f, :n] for f, n in zip(row_of, lengths)]
+        return cls(_offsets(lengths), np.concatenate(parts) if parts else np.zeros(0))
+
+
+def _offsets(lengths: np.ndarray) -> np.ndarray:
+    return np.concatenate([[0], np.cumsum(lengths)]).astype(np.int32)
+
+
+def _arrow(values, kind: pa.DataType) -> pa.Array:
+    if isinstance(values, Ragged):
+        return pa.ListArray.from_arrays(
+            pa.array(values.offsets), pa.array(values.values, pa.float64())
+        )
+    if isinstance(values, np.ndarray) and values.ndim == 2:  # a list of K per row
+        return _arrow(Ragged.rows(values, np.full(len(values), values.shape[1])), kind)
+    if isinstance(values, np.ma.MaskedArray):
+        if values.mask.all():
+            return pa.nulls(len(values), kind)
+        return pa.array(values.data, kind, mask=np.ma.getmaskarray(values))
+    return pa.array(values, kind)
+
+
+def to_table(columns: dict, n_rows: int) -> pa.Table:
+    """One Arrow table in SCHEMA from numpy columns of n_rows rows, as sweep.columns and
+    sweep.train provide them: arrays, masked arrays (masked: null), 2-D arrays or Ragged
+    for list columns. A column no provider gave is null (a sweep without [train], theory
+    that does not apply)."""
+    unknown = set(columns) - set(SCHEMA.names)
+    if unknown:
+        raise ValueError(f"to_table: no column {sorted(unknown)[0]!r} in the schema")
+    return pa.table(
+        [
+            _arrow(columns[f.name], f.type) if f.name in columns else pa.nulls(n_rows, f.type)
+            for f in SCHEMA
+        ],
+        schema=SCHEMA,
+    )
 
 
 def environment() -> dict:

@@ -37,6 +37,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from . import names
+
 DATA_KEY = 20240601  # the fixed key every task's data come from (never a sweep seed)
 TAG_TEACHER_INPUTS, TAG_TEACHER_HIDDEN, TAG_TEACHER_OUTPUT, TAG_DIGITS_PROJECTION = 1, 2, 3, 4
 TEACHER_EXAMPLES = 1024
@@ -156,6 +158,8 @@ TASKS: dict[str, Task] = {
         Task("digits", 10, True, digits_data, cross_entropy),
     ]
 }
+
+assert tuple(TASKS) == names.TASKS
 
 
 def get(name: str) -> Task:

@@ -2,7 +2,7 @@
 
 Each config (sigma_w, sigma_b, depth) of a chunk starts from exactly the weights the
 measurement pass used, W_l = sigma_w Ŵ_l and b_l = sigma_b b̂_l with (Ŵ_l, b̂_l) =
-network.layer_weights(network.family_keys(root_key, seed, width, init), l, bucket), adds
+network.layer_weights(network.family_keys(root_key, seed, width, (init,)), l, program), adds
 a linear readout R (K, N) to the task's K outputs, and trains every parameter (W_l, b_l
 for l = 1..depth, and R) for `steps` updates of one optimizer on minibatches of a task
 (sweep.tasks). The readout starts as R = R̂ with entries N(0, 1/N) from a key of (root
@@ -46,12 +46,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
-import pyarrow as pa
-from jax.sharding import NamedSharding
-from jax.sharding import PartitionSpec as P
 
-from . import activations, network, store, tasks
-from . import spec as spec_module
+from . import activations, devices, logspace, names, network, plan, spec as spec_module, tasks
 
 MOMENTUM = 0.9
 # Built with learning rate 1: every optimizer here ends in a scale by -learning_rate, so
@@ -64,12 +60,11 @@ OPTIMIZERS = {
     "rmsprop": lambda lr: optax.rmsprop(lr),
 }
 OPTIMIZER_SLOTS = {"sgd": 0, "momentum": 1, "adam": 2, "rmsprop": 1}  # param-sized state arrays
-assert tuple(OPTIMIZERS) == spec_module.TRAIN_OPTIMIZERS
+assert tuple(OPTIMIZERS) == names.OPTIMIZERS
 CURVE_POINTS = 64
 TRAINABLE_FRACTION = 0.5
 DEFAULT_DEPTH_GROUPS = 4
 TAG_READOUT, TAG_BATCHES = 101, 102
-COLUMNS = {field.name: field.type for field in store.TRAIN_FIELDS}
 
 
 def train_keys(root_key, seed, width: int):
@@ -81,7 +76,7 @@ def train_keys(root_key, seed, width: int):
     }
 
 
-def train_bytes_per_config(bucket: network.Bucket, settings: spec_module.TrainSettings) -> int:
+def train_bytes_per_config(program: network.Program, settings: spec_module.TrainSettings) -> int:
     """An upper estimate of the memory one config needs while a chunk trains.
 
     Parameters, gradients, updates and the next step's parameters (4 copies) plus the
@@ -91,10 +86,10 @@ def train_bytes_per_config(bucket: network.Bucket, settings: spec_module.TrainSe
     data set are counted once per config too, which covers them in any chunk of two or
     more configs. tests/test_train.py checks it against XLA's own memory analysis.
     """
-    item = np.dtype(bucket.compute_dtype).itemsize
+    item = np.dtype(program.compute_dtype).itemsize
     task = tasks.get(settings.task)
-    n_examples = len(task.data(bucket.width)[1])
-    layers, width, outputs = bucket.max_depth, bucket.width, task.n_outputs
+    n_examples = len(task.data(program.width)[1])
+    layers, width, outputs = program.n_layers, program.width, task.n_outputs
     params = layers * (width * width + width) + outputs * width
     copies = 4 + OPTIMIZER_SLOTS[settings.optimizer]
     residuals = 3 * layers * settings.batch_size * width
@@ -117,11 +112,11 @@ def _forward(params, live, x, act):
         # a broadcast add, but its gradient becomes a dot over the batch rather than a
         # reduction, whose rounding XLA may vary with the number of vmapped configs.
         ones = jnp.ones((a.shape[0], 1), a.dtype)
-        h = network.rows_times_transpose(a_in, w) + network.rows_times_transpose(ones, b[:, None])
+        h = logspace.rows_times_transpose(a_in, w) + logspace.rows_times_transpose(ones, b[:, None])
         return jnp.where(on, act(h), a), None
 
     a, _ = jax.lax.scan(layer, x, (params["w"], params["b"], live))
-    return network.rows_times_transpose(a, params["readout"])
+    return logspace.rows_times_transpose(a, params["readout"])
 
 
 def _mask_layers(tree, live):
@@ -177,7 +172,7 @@ def _train_group(params, live, rate, x, y, batches, task: tasks.Task, act, optim
 
 @functools.cache
 def compiled(
-    bucket: network.Bucket,
+    program: network.Program,
     settings: spec_module.TrainSettings,
     depth: tuple[int, ...],
     max_groups: int,
@@ -185,20 +180,22 @@ def compiled(
 ):
     """The training program of configs with these depths (F,), compiled once per shape;
     settings.learning_rate is not used (rates are an input). With n_devices > 1 the
-    program takes n_devices·F configs, F per device, each device's with these depths."""
-    task, act = tasks.get(settings.task), activations.get(bucket.activation).fn
+    program takes n_devices·F configs, F per device, each device's with these depths.
+    program: the measured network (width, its one init and activation, dtype); each
+    device draws the shared weights itself and trains its own configs."""
+    task, act = tasks.get(settings.task), activations.get(program.activations[0]).fn
     optimizer = OPTIMIZERS[settings.optimizer](1.0)
-    compute_dtype = bucket.compute_dtype
+    compute_dtype = program.compute_dtype
     depth_array = np.asarray(depth)
-    groups = network.depth_groups(tuple(sorted(set(depth))), max_groups)
+    groups = plan.depth_groups(tuple(sorted(set(depth))), max_groups)
     rows = [np.flatnonzero(np.isin(depth_array, group)) for group in groups]
     inverse = np.argsort(np.concatenate(rows))
-    n_layers, width, n_outputs = max(depth), bucket.width, task.n_outputs
+    n_layers, width, n_outputs = max(depth), program.width, task.n_outputs
 
     def run(sigma_w, sigma_b, rate, seed, root_key, x, y):
-        keys = network.family_keys(root_key, seed, width, bucket.init)
+        keys = network.family_keys(root_key, seed, width, program.inits)
         w_hat, b_hat = jax.lax.map(
-            lambda layer: network.layer_weights(keys, layer, bucket), jnp.arange(1, n_layers + 1)
+            lambda layer: network.layer_weights(keys, layer, program), jnp.arange(1, n_layers + 1)
         )
         w_hat, b_hat = w_hat.astype(compute_dtype), b_hat.astype(compute_dtype)
         own = train_keys(root_key, seed, width)
@@ -232,23 +229,10 @@ def compiled(
             results.append({k: v[:n_members] for k, v in out.items()})
         return {k: jnp.concatenate([r[k] for r in results])[inverse] for k in results[0]}
 
-    if n_devices == 1:
-        return jax.jit(run)
-    # Each device draws the shared weights itself and trains its own configs: no communication.
-    by_config, replicated = P("configs"), P()
-    sharded = jax.shard_map(
-        run,
-        mesh=config_mesh(n_devices),
-        in_specs=(by_config,) * 3 + (replicated,) * 4,
-        out_specs=by_config,
-        check_vma=False,
-    )
-    return jax.jit(sharded)
+    return devices.sharded_jit(run, n_devices, SPLIT)
 
 
-@functools.cache
-def config_mesh(n_devices: int):
-    return jax.make_mesh((n_devices,), ("configs",), devices=jax.local_devices()[:n_devices])
+SPLIT = (True,) * 3 + (False,) * 4  # sigma_w, sigma_b, rate per config; the rest shared
 
 
 def _devices_for(depth: tuple[int, ...]) -> int:
@@ -305,12 +289,12 @@ def train_chunk(
     depth,
     seed: int,
     root_key,
-    bucket: network.Bucket,
+    program: network.Program,
     settings: spec_module.TrainSettings,
     max_groups: int = DEFAULT_DEPTH_GROUPS,
     learning_rate=None,
 ) -> dict[str, np.ndarray]:
-    """Trains F configs that share a seed and a bucket (width, init, activation, dtype).
+    """Trains F configs that share a seed and a network (width, init, activation, dtype).
 
     The configs are split over the local devices when they divide into equal shares with
     the same depths (as train_columns arranges them); each device trains its share.
@@ -318,137 +302,103 @@ def train_chunk(
     Args:
       sigma_w, sigma_b: (F,) scales; depth: (F,) integers >= 1, any mix (the program pads
         to the deepest and masks); seed: the configs' seed; root_key: the sweep's root
-        key, jax.random.key(root_seed); bucket: width, init, activation and dtype are
-        used (depths, batch and loss are the measurement's and are ignored);
-        settings: the spec's [train]; max_groups: depth groups, each its own scan;
-        learning_rate: (F,) each config's rate; None for settings.learning_rate, which
-        must then be one number.
+        key, jax.random.key(root_seed); program: a network.Program with one init and one
+        activation (single_program); its width and dtype are used, its depths, batch and
+        loss are the measurement's and are ignored; settings: the spec's [train];
+        max_groups: depth groups, each its own scan; learning_rate: (F,) each config's
+        rate; None for settings.learning_rate, which must then be one number.
     Returns:
-      numpy arrays keyed by column name (COLUMNS), each (F,) except train_loss_curve
-      (F, <= 64); train_steps_to_half_loss is 0 where the loss never halved.
+      numpy arrays keyed by column name, each (F,) except train_loss_curve (F, <= 64);
+      train_steps_to_half_loss is 0 where the loss never halved.
     """
     depth = tuple(int(d) for d in np.asarray(depth).reshape(-1))
     if not depth or min(depth) < 1:
         raise ValueError(f"train_chunk: depths must be >= 1, got {depth}")
     if not np.shape(sigma_w) == np.shape(sigma_b) == (len(depth),):
-        raise ValueError(
-            f"train_chunk: sigma_w, sigma_b and depth must all be (F,), got {np.shape(sigma_w)}, {np.shape(sigma_b)}, {len(depth)}"
-        )
+        shapes = f"{np.shape(sigma_w)}, {np.shape(sigma_b)}, {len(depth)}"
+        raise ValueError(f"train_chunk: sigma_w, sigma_b and depth must all be (F,), got {shapes}")
     if learning_rate is None:
         if len(settings.learning_rate) != 1:
-            raise ValueError(
-                f"train_chunk: settings has {len(settings.learning_rate)} learning rates; pass learning_rate (F,)"
-            )
+            count = len(settings.learning_rate)
+            raise ValueError(f"train_chunk: {count} learning rates; pass learning_rate (F,)")
         learning_rate = np.full(len(depth), settings.learning_rate[0])
     if np.shape(learning_rate) != (len(depth),):
-        raise ValueError(
-            f"train_chunk: learning_rate must be (F,) = ({len(depth)},), got {np.shape(learning_rate)}"
-        )
+        got = np.shape(learning_rate)
+        raise ValueError(f"train_chunk: learning_rate must be ({len(depth)},), got {got}")
     task = tasks.get(settings.task)
-    x, y = task.data(bucket.width)
+    x, y = task.data(program.width)
     n_devices = _devices_for(depth)
-    program_settings = dataclasses.replace(
-        settings, learning_rate=()
-    )  # an input, not part of the program
-    program = compiled(
-        bucket, program_settings, depth[: len(depth) // n_devices], max_groups, n_devices
-    )
-    per_config = [jnp.asarray(np.asarray(v, np.float64)) for v in (sigma_w, sigma_b, learning_rate)]
-    shared = [jnp.int32(seed), root_key, jnp.asarray(x), jnp.asarray(y)]
-    if n_devices > 1:
-        mesh = config_mesh(n_devices)
-        per_config = [jax.device_put(v, NamedSharding(mesh, P("configs"))) for v in per_config]
-        shared = [jax.device_put(v, NamedSharding(mesh, P())) for v in shared]
-    out = program(*per_config, *shared)
+    # The learning rates are an input, not part of the compiled program.
+    program_settings = dataclasses.replace(settings, learning_rate=())
+    share = depth[: len(depth) // n_devices]
+    trainer = compiled(program, program_settings, share, max_groups, n_devices)
+    per_config = [np.asarray(v, np.float64) for v in (sigma_w, sigma_b, learning_rate)]
+    args = [*per_config, jnp.int32(seed), root_key, x, y]
+    out = trainer(*devices.place(args, n_devices, SPLIT))
     summary = _summarise(
         {k: np.asarray(v) for k, v in out.items()},
         task.classification,
-        tasks.reference_loss(task, bucket.width),
+        tasks.reference_loss(task, program.width),
     )
     return {"learning_rate": np.asarray(learning_rate, np.float64), **summary}
 
 
-def _curve_column(curve: np.ndarray) -> pa.Array:
-    offsets = np.arange(len(curve) + 1, dtype=np.int32) * curve.shape[1]
-    return pa.ListArray.from_arrays(pa.array(offsets), pa.array(curve.reshape(-1), pa.float64()))
+def single_program(program: network.Program, init: str, activation: str) -> network.Program:
+    """The program of one (init, activation) of `program`: what a trained config draws."""
+    return dataclasses.replace(program, inits=(init,), activations=(activation,))
 
 
-def null_columns(n_rows: int) -> dict[str, pa.Array]:
-    """The train columns of rows that were not trained (no [train] in the spec)."""
-    return {name: pa.nulls(n_rows, kind) for name, kind in COLUMNS.items()}
-
-
-def train_columns(
-    chunk,
-    row_depth,
-    family_of_row,
-    row_learning_rate,
-    settings: spec_module.TrainSettings | None,
-    root_seed: int,
-    memory_budget: int | None = None,
-) -> dict[str, pa.Array]:
-    """The train columns (COLUMNS) of a measured chunk's rows, in the rows' order.
+def train_columns(chunk, rows, settings, root_seed: int, memory_budget: int | None = None):
+    """The train columns of a measured chunk's rows (columns.Rows), in the rows' order.
 
     Trains every family of the chunk (padding copies included, so every chunk of a bucket
     has the same shape and compiles once) at every depth of its bucket and every learning
-    rate of settings, then picks row r as (family_of_row[r], row_depth[r],
-    row_learning_rate[r]). With memory_budget (bytes), the families are split into
-    programs of at most memory_budget // train_bytes_per_config configs.
+    rate of settings, then picks each row's (family, depth, learning rate). With
+    memory_budget (bytes), the families are split into programs of at most
+    memory_budget // train_bytes_per_config configs.
 
     Args:
-      chunk: an engine.Chunk (bucket, seed, sigma_w (F,), sigma_b (F,)).
-      row_depth, family_of_row, row_learning_rate: (R,) each row's depth, family index in
-        the chunk and learning rate (one of settings.learning_rate).
-      settings: spec.train; None gives null columns.
-      root_seed: the sweep's root seed.
+      chunk: a plan.Chunk; rows: its columns.Rows; settings: spec.train, None gives null
+        columns; root_seed: the sweep's root seed.
+    Returns:
+      {column: numpy array (R,) or masked array}; train_loss_curve (R, <= 64).
     """
-    row_depth, family_of_row = np.asarray(row_depth), np.asarray(family_of_row)
+    n_rows = len(rows.depth)
     if settings is None:
-        return null_columns(len(row_depth))
+        return {}  # not trained: the store writes null
     bucket = chunk.bucket
+    program = single_program(chunk.program, bucket.init, bucket.activation)
     depths, rates = np.asarray(bucket.depths), np.asarray(settings.learning_rate)
     n_families, n_depths, n_rates = len(chunk.sigma_w), len(depths), len(rates)
     per_family = n_depths * n_rates  # configs: (family, depth, rate), rate fastest
     per_program = n_families
     if memory_budget is not None:
-        configs = max(1, memory_budget // train_bytes_per_config(bucket, settings))
+        configs = max(1, memory_budget // train_bytes_per_config(program, settings))
         per_program = max(1, min(n_families, configs // per_family))
     results = []
     for start in range(0, n_families, per_program):
-        families = np.minimum(
-            np.arange(start, start + per_program), n_families - 1
-        )  # pad with the last
+        families = plan.pad(np.arange(start, min(start + per_program, n_families)), per_program)
         results.append(
             train_chunk(
                 np.repeat(chunk.sigma_w[families], per_family),
                 np.repeat(chunk.sigma_b[families], per_family),
                 np.tile(np.repeat(depths, n_rates), len(families)),
-                chunk.seed,
+                bucket.seed,
                 jax.random.key(root_seed),
-                bucket,
+                program,
                 settings,
                 learning_rate=np.tile(rates, n_depths * len(families)),
             )
         )
     trained = {k: np.concatenate([r[k] for r in results]) for k in results[0]}
-    rate_index = np.searchsorted(rates, np.asarray(row_learning_rate, float))
-    config_of_row = (
-        family_of_row * n_depths + np.searchsorted(depths, row_depth)
-    ) * n_rates + rate_index
-    picked = {k: v[config_of_row] for k, v in trained.items()}
+    rate_index = np.searchsorted(rates, np.asarray(rows.learning_rate, float))
+    picked = {k: v[rows.measured * n_rates + rate_index] for k, v in trained.items()}
     task = tasks.get(settings.task)
     steps = picked["train_steps_to_half_loss"]
     return {
-        "learning_rate": pa.array(picked["learning_rate"], pa.float64()),
-        "train_loss_initial": pa.array(picked["train_loss_initial"], pa.float64()),
-        "train_loss_final": pa.array(picked["train_loss_final"], pa.float64()),
-        "train_accuracy_final": pa.array(
-            picked["train_accuracy_final"],
-            pa.float64(),
-            mask=np.full(len(steps), not task.classification),
+        **picked,
+        "train_accuracy_final": np.ma.masked_array(
+            picked["train_accuracy_final"], mask=np.full(n_rows, not task.classification)
         ),
-        "train_steps_to_half_loss": pa.array(steps, pa.int64(), mask=steps == 0),
-        "trainable": pa.array(picked["trainable"], pa.bool_()),
-        "train_diverged": pa.array(picked["train_diverged"], pa.bool_()),
-        "train_loss_curve": _curve_column(picked["train_loss_curve"]),
+        "train_steps_to_half_loss": np.ma.masked_array(steps, mask=steps == 0),
     }

@@ -3,10 +3,15 @@ import os
 # Single-threaded BLAS: multi-threaded BLAS stalls now and then on these shared machines.
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
+import jax  # noqa: E402
 import pytest  # noqa: E402
 
-import sweep  # noqa: E402,F401  (turns on float64 before any test touches JAX)
 from sweep import api  # noqa: E402
+
+# Tests of sweep's internals call them outside its entry points, whose float64 scope
+# (sweep.precision) they would otherwise miss. tests/test_precision.py checks in fresh
+# processes that sweep itself changes no JAX option.
+jax.config.update("jax_enable_x64", True)
 
 
 @pytest.fixture

@@ -8,8 +8,7 @@ import pyarrow as pa
 import pytest
 
 import sweep
-from sweep import layers, store
-from sweep import spec as spec_module
+from sweep import layers, spec as spec_module, store
 
 N_CONFIGS = 3 * 7 * 2 * 2
 INT_COLUMNS = ("depth", "width", "seed")

@@ -4,6 +4,7 @@ ends with the machine-readable line; the optional PyTorch baseline agrees with t
 import math
 import re
 
+import helpers
 import pytest
 
 from sweep import cli
@@ -26,16 +27,14 @@ def test_torch_baseline_gives_the_engines_numbers(request):
     tiny sweep (tanh and relu, depths 1, 3, 6), within the tolerance derived from float32
     rounding; a 0.1% change of sigma_w is caught."""
     pytest.importorskip("torch")
-    from sweep import bench_torch, network
+    from sweep import bench_torch
 
     _, frame = request.getfixturevalue("tiny")  # after the skip: no sweep without torch
     rows = frame[(frame["seed"] == 1) & frame["sigma_w"].isin([0.6, 1.5])]
     singular = 0
     for row in rows.itertuples(index=False):
-        bucket = network.Bucket(
-            row.width, row.init, row.activation, "float32", 8, "cotangent", (row.depth,)
-        )
-        data = bench_torch.inputs(bucket, row.seed, 0)
+        program = helpers.program(row.width, row.init, row.activation, (row.depth,))
+        data = bench_torch.inputs(program, row.seed, 0)
         metrics = bench_torch.metrics(data, row.sigma_w, row.sigma_b, row.depth, row.activation)
         difference, used, checked = bench_torch.difference(metrics, row._asdict())
         assert checked and used <= 1, (row.activation, row.depth, row.sigma_w, difference, used)

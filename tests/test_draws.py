@@ -2,12 +2,13 @@
 measured at its own depth inside a depth group; exact where a closed form exists, the
 same bits in any chunk, and truly not shared across depth or sigma."""
 
+import helpers
 import jax
 import numpy as np
 import pytest
 
 import sweep
-from sweep import engine, network, spec
+from sweep import network, plan, spec
 
 
 def independent(axes, out, **options):
@@ -80,10 +81,8 @@ def test_weights_come_from_the_configs_own_key(tanh_rows):
     whole, _, _ = tanh_rows
     for config, row in whole.iloc[[1, 6]].iterrows():
         words = np.array([int(config[:8], 16), int(config[8:16], 16)], np.uint32)
-        bucket = network.Bucket(
-            6, "gaussian", "tanh", "float32", 8, "cotangent", (int(row["depth"]),), "independent"
-        )
-        keys = network.config_keys(jax.random.key(0), words, "gaussian")
+        bucket = helpers.program(6, depths=(int(row["depth"]),), draws="independent")
+        keys = network.config_keys(jax.random.key(0), words, ("gaussian",))
         x = np.asarray(network.probe_inputs(keys, bucket), np.float64)
         a = x
         for layer in range(1, int(row["depth"]) + 1):
@@ -124,12 +123,13 @@ def test_plan_groups_depths_and_pads_to_whole_chunks():
             "settings": {"draws": "independent"},
         }
     )
-    chunks = engine.plan(sweep_spec, sweep_spec.configs()[list(sweep_spec.unit_axes)], chunk_size=7)
-    assert sum(c.n_valid for c in chunks) == 80 and 1 < len({c.bucket for c in chunks}) <= 4
+    chunks = plan.plan(sweep_spec, sweep_spec.configs(), lambda program: 7)
+    assert sum(c.n_valid for c in chunks) == 80 and 1 < len({c.program for c in chunks}) <= 4
     for c in chunks:
-        assert max(c.depth) <= c.bucket.max_depth and len(c.depth) == 7 and c.bucket.independent
+        assert c.depths.shape == (7, 1) and c.program.draws == "independent"
+        assert c.depths.max() <= c.program.n_layers == c.bucket.depths[-1]
     # Each depth runs in the group of the smallest deepest depth that holds it.
-    tops = {int(d): c.bucket.max_depth for c in chunks for d in c.depth[: c.n_valid]}
+    tops = {int(d): c.program.n_layers for c in chunks for d in c.depths[: c.n_valid, 0]}
     assert sorted(tops) == list(range(1, 41)) and all(d <= top for d, top in tops.items())
     assert [tops[d] for d in sorted(tops)] == sorted(tops[d] for d in tops)
 

@@ -1,10 +1,8 @@
 """Batching must not change any number: padding, chunking, bucket order, compile count."""
 
 import numpy as np
-import pandas as pd
 import pytest
-
-from sweep import engine
+from helpers import assert_same_rows, count_compilations
 
 AXES = {
     "depth": [3, 7, 12],
@@ -15,47 +13,6 @@ AXES = {
     "activation": ["tanh", "relu"],
     "seed": [0, 1],
 }
-METRICS = [
-    "log10_act_norm",
-    "log10_forward_gain",
-    "log10_grad_norm",
-    "log10_backward_gain",
-    "log10_jac_sv_max",
-    "log10_jac_sv_min",
-    "overflow_layer",
-    "underflow_layer",
-    "status",
-]
-
-
-def _by_id(frame):
-    return frame.set_index("config_id").sort_index()
-
-
-# The network itself (float32 here) is bit-for-bit the same however configs are batched.
-# The float64 bookkeeping on top of it (reductions into log-scales, Jacobian norms) may
-# sum in another order for another batch shape: a few float64 ulps, which never feed back
-# into the float32 state, so they cannot grow with depth.
-FLOAT64_RTOL = 1e-12
-
-
-def assert_same_rows(a, b):
-    a, b = _by_id(a), _by_id(b)
-    ids = a.index
-    assert set(ids) <= set(b.index)
-    for column in METRICS:
-        left, right = a.loc[ids, column], b.loc[ids, column]
-        if left.dtype == object and isinstance(left.iloc[0], (list, np.ndarray)):
-            left, right = np.concatenate(left.to_list()), np.concatenate(right.to_list())
-            np.testing.assert_allclose(
-                left, right, rtol=FLOAT64_RTOL, atol=FLOAT64_RTOL, err_msg=column
-            )
-        elif left.dtype == np.float64 and column.startswith("log10"):
-            np.testing.assert_allclose(
-                left, right, rtol=FLOAT64_RTOL, atol=FLOAT64_RTOL, err_msg=column
-            )
-        else:
-            pd.testing.assert_series_equal(left, right, check_names=False, obj=column)
 
 
 @pytest.fixture(scope="module")
@@ -98,13 +55,13 @@ def test_padded_equals_unpadded(reference, run_sweep):
 
 
 def test_one_program_per_width_compiles_once(run_sweep):
-    engine.compiled.cache_clear()
-    before = engine.TRACE_COUNT["families"]
     # 2 inits x 2 activations x 2 seeds x 5 sigma values, in chunks of 2 families: 24
     # chunks, the last of each (bucket, seed) padded, and one program (per width) compiles.
-    axes = {**AXES, "sigma_w": [0.7, 0.8, 0.9, 1.0, 1.1], "sigma_b": [0.0]}
-    run_sweep(axes, chunk_size=2 * len(AXES["depth"]))
-    assert engine.TRACE_COUNT["families"] - before == 1
+    # (The width 6 is new to this test session, so nothing is cached from before.)
+    axes = {**AXES, "sigma_w": [0.7, 0.8, 0.9, 1.0, 1.1], "sigma_b": [0.0], "width": [6]}
+    with count_compilations() as counts:
+        run_sweep(axes, chunk_size=2 * len(AXES["depth"]))
+    assert counts.get("run") == 1, counts
 
 
 def test_a_bucket_alone_equals_its_branch_of_a_shared_program(reference, run_sweep):
@@ -118,7 +75,7 @@ def test_shallower_depths_are_prefixes(reference):
     rows = reference.set_index(
         ["init", "activation", "seed", "sigma_w", "sigma_b", "depth"]
     ).sort_index()
-    for key, group in rows.groupby(level=[0, 1, 2, 3, 4]):
+    for _, group in rows.groupby(level=[0, 1, 2, 3, 4]):
         deepest = np.asarray(group["log10_act_norm"].iloc[-1])
         for depth, row in group.droplevel([0, 1, 2, 3, 4]).iterrows():
             np.testing.assert_array_equal(np.asarray(row["log10_act_norm"]), deepest[: depth + 1])

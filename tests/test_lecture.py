@@ -3,6 +3,7 @@
 import math
 import re
 
+import helpers
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -50,8 +51,8 @@ def test_act_norm_trajectory_is_geometric(lecture_rows):
 
 
 def test_float32_overflow_layer_is_where_sigma_power_passes_the_max(lecture_rows):
-    bucket = network.Bucket(2, "identity", "linear", "float32", 8, "cotangent", (1,))
-    keys = network.family_keys(jax.random.key(0), 0, 2, "identity")
+    bucket = helpers.program(2, "identity", "linear")
+    keys = network.family_keys(jax.random.key(0), 0, 2, ("identity",))
     max_abs = float(jnp.max(jnp.abs(network.probe_inputs(keys, bucket))))
     log_excess = (
         np.arange(1, 10_001) * math.log(1.5)

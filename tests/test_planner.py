@@ -1,12 +1,13 @@
-"""The memory planner: its per-family estimate bounds XLA's own memory analysis, and a
+"""The memory planner: its per-unit estimate bounds XLA's own memory analysis, and a
 chunk it picks under a small budget fits in that budget."""
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from helpers import xla_temp_and_argument_bytes
 
-from sweep import engine, network, spec
+from sweep import api, engine, memory, network, plan, spec
 
 SHAPES = {
     "narrow-deep": (2, tuple(range(1, 121)), "linear", "shared"),
@@ -16,28 +17,35 @@ SHAPES = {
 }
 
 
-def xla_bytes(bucket, n_families):
-    per_family = (
-        jnp.ones(n_families),
-        jnp.zeros(n_families),
-        jnp.full(n_families, bucket.max_depth),
-        jnp.zeros((n_families, 2), jnp.uint32),
+def program_of(width, depths, activation, draws):
+    groups = plan.stream_groups(depths) if draws == "shared" else ((0, 1, depths[-1]),)
+    return network.Program(
+        width, "float32", 8, "cotangent", depths[-1], groups, ("gaussian",), (activation,), draws
     )
-    compiled = (
-        engine.compiled(bucket, 1)
-        .lower(*per_family, jnp.int32(0), jax.random.key(0), jnp.int32(0), jnp.int32(0))
-        .compile()
+
+
+def xla_bytes(program, depths, n_units):
+    run, _ = engine.compiled(program, 1)
+    own = program.draws == "independent"
+    args = (
+        jnp.ones(n_units),
+        jnp.zeros(n_units),
+        jnp.full((n_units, 1), depths[-1]) if own else jnp.asarray(depths),
+        jnp.zeros((n_units, 2), jnp.uint32),
+        jnp.int32(0),
+        jax.random.key(0),
+        jnp.int32(0),
+        jnp.int32(0),
     )
-    stats = compiled.memory_analysis()
-    return stats.temp_size_in_bytes + stats.argument_size_in_bytes + stats.output_size_in_bytes
+    return xla_temp_and_argument_bytes(run.lower(*args).compile())
 
 
 @pytest.mark.parametrize("width, depths, activation, draws", SHAPES.values(), ids=SHAPES.keys())
 def test_estimate_bounds_xla_memory_analysis(width, depths, activation, draws):
-    bucket = network.Bucket(width, "gaussian", activation, "float32", 8, "cotangent", depths, draws)
-    two, six = xla_bytes(bucket, 2), xla_bytes(bucket, 6)
-    per_family = (six - two) / 4
-    assert per_family <= engine.family_bytes(bucket) <= 4 * per_family
+    program = program_of(width, depths, activation, draws)
+    two, six = xla_bytes(program, depths, 2), xla_bytes(program, depths, 6)
+    per_unit = (six - two) / 4
+    assert per_unit <= memory.unit_bytes(program) <= 4 * per_unit
 
 
 def test_planned_chunk_fits_a_small_budget():
@@ -50,14 +58,46 @@ def test_planned_chunk_fits_a_small_budget():
             }
         }
     )
-    families = sweep.configs().drop_duplicates(list(spec.FAMILY_AXES))[list(spec.FAMILY_AXES)]
     budget = 3 * 2**20
-    chunks = engine.plan(sweep, families, memory_budget=budget)
-    assert len(chunks) > 1 and sum(c.n_valid for c in chunks) == len(families)
+    configs = sweep.configs()
+
+    def units_per_chunk(program):
+        return memory.units_per_chunk(program, len(sweep.axes["depth"]), budget)
+
+    chunks = plan.plan(sweep, configs, units_per_chunk)
+    assert len(chunks) > 1 and sum(c.n_valid for c in chunks) == 40
+    assert sum(c.n_rows for c in chunks) == len(configs)
     size = len(chunks[0].sigma_w)
-    assert xla_bytes(chunks[0].bucket, size) <= budget
-    assert size * engine.family_bytes(chunks[0].bucket) <= budget
+    assert xla_bytes(chunks[0].program, chunks[0].bucket.depths, size) <= budget
+    assert size * memory.unit_bytes(chunks[0].program) <= budget
 
 
 def test_default_budget_is_a_fraction_of_free_memory():
-    assert 64 * 2**20 <= engine.default_memory_budget() <= engine._host_available_bytes()
+    assert 64 * 2**20 <= memory.default_memory_budget() <= memory.host_available_bytes()
+
+
+def test_chunks_carry_the_spec_config_ids():
+    sweep = spec.from_dict(
+        {"axes": {"depth": [1, 4], "sigma_w": [0.5, 1.0, 2.0], "width": [4], "seed": [0, 1]}}
+    )
+    configs = sweep.configs()
+    chunks = plan.plan(sweep, configs, lambda program: 2)
+    ids = np.concatenate([c.row_ids for c in chunks])
+    assert sorted(ids) == sorted(configs["config_id"]) and len(set(ids)) == len(ids)
+    # Row r of a chunk is (unit, depth) in order, and its id is the spec's for those values.
+    lookup = configs.set_index("config_id")
+    for chunk in chunks:
+        for r, config_id in enumerate(chunk.row_ids):
+            unit, depth = divmod(r, 2)
+            row = lookup.loc[config_id]
+            assert row["depth"] == sweep.axes["depth"][depth]
+            assert row["sigma_w"] == chunk.sigma_w[unit] and row["seed"] == chunk.bucket.seed
+
+
+def test_shards_split_units_disjointly():
+    sweep = spec.from_dict(
+        {"axes": {"depth": [1, 2], "sigma_w": [0.5, 1.0, 1.5, 2.0], "width": [4]}}
+    )
+    units = sweep.configs()[list(sweep.unit_axes)].drop_duplicates()
+    masks = [api.shard_mask(units, i, 3) for i in range(3)]
+    assert (sum(m.astype(int) for m in masks) == 1).all()

@@ -4,13 +4,14 @@ bounds XLA's, and bad [train] values are one line with exit code 2."""
 
 import math
 
+import helpers
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pandas as pd
 import pytest
 
-from sweep import cli, engine, network, spec, store, tasks, train
+from sweep import cli, columns, memory, network, plan, spec, store, tasks, train
 
 TEACHER = spec.TrainSettings(
     steps=100, optimizer="sgd", learning_rate=0.2, batch_size=32, task="teacher"
@@ -21,7 +22,7 @@ DIGITS = spec.TrainSettings(
 
 
 def bucket(width=16, activation="tanh", depths=(1,)):
-    return network.Bucket(width, "gaussian", activation, "float32", 8, "cotangent", depths)
+    return helpers.program(width, "gaussian", activation, depths)
 
 
 @pytest.fixture(scope="module")
@@ -52,7 +53,7 @@ def test_deep_ordered_network_does_not_train(critical_and_ordered):
 
 def test_initial_loss_is_that_of_the_measurement_weights(critical_and_ordered):
     """W_l = sigma_w Ŵ_l, b_l = sigma_b b̂_l from network.layer_weights, rebuilt here in float64."""
-    keys = network.family_keys(jax.random.key(0), 0, 16, "gaussian")
+    keys = network.family_keys(jax.random.key(0), 0, 16, ("gaussian",))
     readout = (
         jax.random.normal(
             train.train_keys(jax.random.key(0), 0, 16)["readout"], (10, 16), jnp.float32
@@ -82,7 +83,7 @@ def test_alone_equals_padded_vmapped_chunk():
     alone = train.train_chunk(
         sigma_w[1:2], sigma_b[1:2], depth[1:2], 0, jax.random.key(0), bucket(), DIGITS
     )
-    assert set(alone) == set(train.COLUMNS)
+    assert set(alone) == set(store.TRAIN_COLUMNS)
     for name, values in alone.items():
         np.testing.assert_array_equal(values[0], chunk[name][1], err_msg=name)
     assert 0 < chunk["train_accuracy_final"][1] <= 1
@@ -135,37 +136,49 @@ def test_divergence_is_flagged_and_untrainable():
 
 
 def test_train_columns_pick_rows_and_split_by_memory():
-    """A measured chunk's rows (family-major, depth-minor): whole, split into one-family
-    programs by a tiny budget, and one family through train_chunk, all the same."""
-    b = bucket(width=8, depths=(1, 3))
-    chunk = engine.Chunk(b, 0, np.array([1.0, 1.5, 1.5]), np.array([0.1, 0.2, 0.2]), 2)
-    row_depth, family_of_row = np.array([1, 3, 1, 3]), np.array([0, 0, 1, 1])
-    settings = spec.TrainSettings(
-        steps=12, optimizer="momentum", learning_rate=0.05, batch_size=8, task="digits"
+    """A measured chunk's rows (family-major, depth-minor), padded with a copy: whole, split
+    into one-family programs by a tiny budget, and one family through train_chunk, all the
+    same; without [train] the columns are left to the store, which writes null."""
+    sweep = spec.from_dict(
+        {
+            "axes": {"depth": [1, 3], "sigma_w": [1.0, 1.5, 2.0], "sigma_b": [0.2], "width": [8]},
+            "train": {
+                "steps": 12,
+                "optimizer": "momentum",
+                "learning_rate": 0.05,
+                "batch_size": 8,
+                "task": "digits",
+            },
+        }
     )
-    whole = train.train_columns(chunk, row_depth, family_of_row, [0.05] * 4, settings, 0)
-    split = train.train_columns(
-        chunk, row_depth, family_of_row, [0.05] * 4, settings, 0, memory_budget=1
-    )
-    assert set(whole) == {f.name for f in store.TRAIN_FIELDS}
+    chunk = plan.plan(sweep, sweep.configs(), lambda program: 2)[1]  # 2.0 and its copy
+    assert chunk.n_valid == 1 and len(chunk.sigma_w) == 2
+    rows = columns.chunk_rows(chunk)
+    whole = train.train_columns(chunk, rows, sweep.train, 0)
+    split = train.train_columns(chunk, rows, sweep.train, 0, memory_budget=1)
+    assert set(whole) == set(store.TRAIN_COLUMNS)
     for name in whole:
-        assert whole[name].type == train.COLUMNS[name] and len(whole[name]) == 4
-        assert whole[name].equals(split[name]), name
-    family_1 = train.train_chunk([1.5, 1.5], [0.2, 0.2], [1, 3], 0, jax.random.key(0), b, settings)
-    np.testing.assert_array_equal(
-        whole["train_loss_final"].to_numpy()[2:], family_1["train_loss_final"]
+        assert len(whole[name]) == 2
+        np.testing.assert_array_equal(np.ma.filled(whole[name], -1), np.ma.filled(split[name], -1))
+    program = train.single_program(chunk.program, "gaussian", "linear")
+    alone = train.train_chunk(
+        [2.0, 2.0], [0.2, 0.2], [1, 3], 0, jax.random.key(0), program, sweep.train
     )
-    nulls = train.train_columns(chunk, row_depth, family_of_row, [None] * 4, None, 0)
-    assert all(column.null_count == 4 for column in nulls.values())
+    np.testing.assert_array_equal(whole["train_loss_final"], alone["train_loss_final"])
+    table = store.to_table(whole, 2)
+    assert table.column("train_loss_curve").null_count == 0
+    assert table.column("train_accuracy_final").null_count == 0
+    assert train.train_columns(chunk, rows, None, 0) == {}
+    assert store.to_table({}, 2).column("trainable").null_count == 2
 
 
 def xla_bytes(b, settings, n_configs):
     x, y = tasks.get(settings.task).data(b.width)
-    program = train.compiled(b, settings, (b.max_depth,) * n_configs, train.DEFAULT_DEPTH_GROUPS)
+    depths = (b.n_layers,) * n_configs
+    program = train.compiled(b, settings, depths, train.DEFAULT_DEPTH_GROUPS)
     per_config = (jnp.ones(n_configs), jnp.zeros(n_configs), jnp.full(n_configs, 0.01))
     args = (*per_config, jnp.int32(0), jax.random.key(0), jnp.asarray(x), jnp.asarray(y))
-    stats = program.lower(*args).compile().memory_analysis()
-    return stats.temp_size_in_bytes + stats.argument_size_in_bytes + stats.output_size_in_bytes
+    return helpers.xla_temp_and_argument_bytes(program.lower(*args).compile())
 
 
 def test_memory_estimate_bounds_xla_memory_analysis():
@@ -321,5 +334,5 @@ def test_chunk_size_counts_rows_of_every_learning_rate():
     """--chunk-size is in configs (rows): a family of 2 depths at 2 rates is 4 of them."""
     b = bucket(depths=(1, 3))
     two_rates = spec.TrainSettings(steps=5, task="teacher", learning_rate=(0.1, 0.2))
-    assert engine.chunk_families(b, 2**30, 8, two_rates) == 2
-    assert engine.chunk_families(b, 2**30, 8, None) == 4
+    assert memory.units_per_chunk(b, 2 * 2, 2**30, 8, two_rates) == 2
+    assert memory.units_per_chunk(b, 2, 2**30, 8, None) == 4

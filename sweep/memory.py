@@ -1,0 +1,74 @@
+"""The memory model: how many units a chunk may hold within a budget of bytes.
+
+The per-unit estimate is an upper bound checked against XLA's own memory analysis of
+the compiled program in tests/test_planner.py (and for training, tests/test_train.py).
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from . import network, train
+
+FLOOR_BYTES = 64 * 2**20
+
+
+def unit_bytes(program: network.Program) -> int:
+    """Peak memory one unit (family, or config with independent draws) adds to a chunk's
+    program, in bytes."""
+    item = np.dtype(jnp.dtype(program.dtype)).itemsize
+    layers, batch, width = program.n_layers, program.batch, program.width
+    streams = program.n_streams
+    # a_hat, dphi, cotangents and their log-scales, per layer
+    stored = (layers + 1) * batch * (3 * width * item + 2 * 8)
+    backward = streams * batch * width * (2 * item + 2 * 8)  # stream carry and its temporaries
+    outputs = 3 * streams * layers * 8  # per-layer gradient norms, with their copies
+    # J, J^-1, temporaries; each measured depth's, twice
+    jacobian = (8 + 4 * (streams + 1)) * width * width * 8
+    # Ŵ, W^-1 and their float64 copies, when each unit draws its own
+    own_weights = 6 * width * width * 8 if program.draws == "independent" else 0
+    return int(2.5 * stored) + backward + outputs + jacobian + own_weights
+
+
+def default_memory_budget() -> int:
+    """A quarter of the memory the devices have free: GPU/TPU memory when the backend
+    reports it, else the host's available RAM."""
+    devices = jax.local_devices()
+    stats = devices[0].memory_stats() if devices[0].platform != "cpu" else None
+    if stats and "bytes_limit" in stats:
+        free = sum(
+            d.memory_stats()["bytes_limit"] - d.memory_stats().get("bytes_in_use", 0)
+            for d in devices
+        )
+    else:
+        free = host_available_bytes()
+    return max(FLOOR_BYTES, free // 4)
+
+
+def host_available_bytes() -> int:
+    """MemAvailable from /proc/meminfo (4 GiB where it cannot be read)."""
+    try:
+        with open("/proc/meminfo") as f:
+            fields = dict(line.split(":", 1) for line in f)
+        return int(fields["MemAvailable"].split()[0]) * 1024
+    except (OSError, KeyError, ValueError):
+        return 4 * 2**30
+
+
+def units_per_chunk(
+    program: network.Program,
+    rows_per_unit: int,
+    memory_budget: int,
+    chunk_size: int | None = None,
+    train_settings=None,
+) -> int:
+    """Units per chunk: from chunk_size (in rows: configs) if given, else from the budget.
+    rows_per_unit: measured depths x learning rates (every one of them trains)."""
+    if chunk_size is not None:
+        return max(1, chunk_size // rows_per_unit)
+    per_unit = unit_bytes(program)
+    if train_settings is not None:  # with each trained config's parameters and optimizer state
+        per_unit += rows_per_unit * train.train_bytes_per_config(program, train_settings)
+    return max(1, int(memory_budget // per_unit))
