@@ -193,7 +193,7 @@ class MeanField(NamedTuple):
 def mean_field(activation: str, sigma_w, sigma_b, q0=1.0, *, closed_form: bool = True) -> MeanField:
     """Every fixed-point quantity of the mean-field theory, from one solver call.
 
-    Relative accuracy: q* ~1e-13, c* see the package docstring. Jit- and vmap-able (under
+    Relative accuracy: q* ~1e-13; c* see sweep.theory._moments. Jit- and vmap-able (under
     a trace the configs are mapped in the trace instead of deduplicated).
 
     Args:
