@@ -145,7 +145,8 @@ def torch_loop(sweep: spec.Spec, rows, frame, root_seed: int) -> dict | None:
             )
             if not used <= 1:
                 raise AssertionError(
-                    f"PyTorch loop disagrees with the engine on config {row.config_id} by {difference:g} (log10), "
+                    f"PyTorch loop disagrees with the engine on config {row.config_id} by "
+                    f"{difference:g} (log10), "
                     f"{used:.3g} times the float32 tolerance"
                 )
             worst, fraction, unchecked = (
@@ -241,10 +242,14 @@ def _torch_rows(figures: dict) -> list[tuple[str, str]]:
     if figures["torch_speedup"] is None:
         return [("PyTorch eager loop", "not run (pip install torch)")]
     f = figures
-    rate = f"{f['torch_cfg_per_s']:.1f} configs/s (on {f['torch_subsample']}; float64, 1 thread, weight copy excluded)"
-    agreement = f"max |diff| {f['torch_max_difference']:.1e} (log10), {100 * f['torch_tolerance_used']:.0f}% of the"
-    agreement += (
-        f" float32 tolerance; {f['torch_unchecked']} not checkable (float32 fixes no digit)"
+    rate = (
+        f"{f['torch_cfg_per_s']:.1f} configs/s (on {f['torch_subsample']}; "
+        "float64, 1 thread, weight copy excluded)"
+    )
+    agreement = (
+        f"max |diff| {f['torch_max_difference']:.1e} (log10), "
+        f"{100 * f['torch_tolerance_used']:.0f}% of the float32 tolerance; "
+        f"{f['torch_unchecked']} not checkable (float32 fixes no digit)"
     )
     return [
         ("PyTorch eager loop", rate),
@@ -271,14 +276,17 @@ def format_report(figures: dict) -> str:
         ("GEMM peak (float32)", f"{figures['gemm_peak_gflops']:.1f} GFLOP/s"),
         (
             "engine effective",
-            f"{figures['effective_gflops']:.1f} GFLOP/s = {100 * figures['peak_fraction']:.1f}% of peak",
+            f"{figures['effective_gflops']:.1f} GFLOP/s = {100 * figures['peak_fraction']:.1f}% of "
+            "peak",
         ),
         ("peak RSS", f"{figures['peak_rss_mb']:.0f} MB"),
     ]
     lines = [f"{name:<22} {value}" for name, value in rows]
     torch = "nan" if figures["torch_speedup"] is None else f"{figures['torch_speedup']:.2f}"
     lines.append(
-        f"bench: engine_cfg_per_s={figures['engine_cfg_per_s']:.1f} jax_loop_speedup={figures['jax_loop_speedup']:.2f} "
-        f"torch_speedup={torch} peak_fraction={figures['peak_fraction']:.4f} peak_rss_mb={figures['peak_rss_mb']:.0f}"
+        f"bench: engine_cfg_per_s={figures['engine_cfg_per_s']:.1f} "
+        f"jax_loop_speedup={figures['jax_loop_speedup']:.2f} "
+        f"torch_speedup={torch} peak_fraction={figures['peak_fraction']:.4f} "
+        f"peak_rss_mb={figures['peak_rss_mb']:.0f}"
     )
     return "\n".join(lines)

@@ -7,8 +7,7 @@ import json
 import os
 import sys
 
-from . import api, lecture, store
-from . import spec as spec_module
+from . import api, lecture, spec as spec_module, store
 
 
 class _Parser(argparse.ArgumentParser):
@@ -41,7 +40,8 @@ def _shard(text):
         import jax
 
         try:
-            jax.distributed.initialize()  # finds the cluster (SLURM, TPU pods, ...) from the environment
+            # finds the cluster (SLURM, TPU pods, ...) from the environment
+            jax.distributed.initialize()
         except Exception as err:  # noqa: BLE001  any failure is one line for the user
             raise argparse.ArgumentTypeError(
                 f"auto needs a jax.distributed cluster: {err}".splitlines()[0]
@@ -96,7 +96,8 @@ def build_parser() -> argparse.ArgumentParser:
         type=_shard,
         default=(0, 1),
         metavar="I/N",
-        help="run the I-th of N disjoint slices (one per host); 'auto' takes them from jax.distributed",
+        help="run the I-th of N disjoint slices (one per host); "
+        "'auto' takes them from jax.distributed",
     )
 
     info = commands.add_parser("info", help="describe a results directory")
@@ -141,7 +142,8 @@ def build_parser() -> argparse.ArgumentParser:
     plot.add_argument("--metric", help="phase: column to colour by (default log10_backward_gain)")
     plot.add_argument(
         "--facet",
-        help="comma-separated axes, one panel per value (phase default: init,activation; layers default: none); '' for none",
+        help="comma-separated axes, one panel per value "
+        "(phase default: init,activation; layers default: none); '' for none",
     )
     plot.add_argument(
         "--agg",
@@ -264,8 +266,8 @@ def _info(args) -> int:
     print(f"run with jax {record.get('jax')} on {record.get('device')} ({record.get('platform')})")
     if len(status):
         print("status:")
-        for status, count in status.value_counts().items():
-            print(f"  {status:<10} {count}")
+        for name, count in status.value_counts().items():
+            print(f"  {name:<10} {count}")
     return 0
 
 

@@ -82,7 +82,8 @@ def long_table(configs: pa.Table | pd.DataFrame) -> pd.DataFrame:
     if bad.size:
         row = int(bad[0])
         raise ValueError(
-            f"config {table.column('config_id')[row].as_py()}: log10_grad_norm has {grad_len[row]} entries, "
+            f"config {table.column('config_id')[row].as_py()}: log10_grad_norm has {grad_len[row]} "
+            "entries, "
             f"log10_act_norm {act_len[row]}; expected L and L+1"
         )
 

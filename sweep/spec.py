@@ -27,10 +27,10 @@ import tomllib
 from importlib import resources
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
-from . import names
+from . import names, ranges
+from .errors import SpecError as SpecError
 
 AXES = ("depth", "sigma_w", "sigma_b", "width", "init", "activation", "seed")
 AXIS_DEFAULTS = {"sigma_b": [0.0], "seed": [0], "init": ["gaussian"], "activation": ["linear"]}
@@ -40,12 +40,13 @@ DRAWS = ("shared", "independent")
 DTYPES = ("float32", "float64", "bfloat16", "float16")
 LOSSES = ("cotangent", "mse")
 TOP_LEVEL_KEYS = ("name", "axes", "settings", "train")
-RANGE_KEYS = ("start", "stop", "num", "step", "log")
+RANGE_KEYS = ranges.RANGE_KEYS
 # Axes that differ between configs of one family; everything else is shared by a family.
 FAMILY_AXES = ("width", "init", "activation", "seed", "sigma_w", "sigma_b")
 MAX_SEED = 2**31 - 1
-MAX_DEPTH, MAX_WIDTH, MAX_AXIS_LENGTH, MAX_CONFIGS = 10**6, 2**16, 10**6, 10**9
-INTEGER_AXES = ("depth", "width", "seed")
+MAX_DEPTH, MAX_WIDTH, MAX_CONFIGS = 10**6, 2**16, 10**9
+MAX_AXIS_LENGTH = ranges.MAX_AXIS_LENGTH
+INTEGER_AXES = ranges.INTEGER_AXES
 # The optional [train] table (the trainability probe, sweep.train); absent: no training.
 TRAIN_DEFAULTS = {
     "steps": 300,
@@ -55,10 +56,6 @@ TRAIN_DEFAULTS = {
     "task": "digits",
 }
 TRAIN_OPTIMIZERS = names.OPTIMIZERS
-
-
-class SpecError(ValueError):
-    """A spec that cannot run; the message is one line naming the key and the fix."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -91,6 +88,19 @@ class TrainSettings:
 
 @dataclasses.dataclass(frozen=True)
 class Spec:
+    """A validated sweep: its axes and settings (build one with from_dict, load or preset).
+
+    name: the default results directory's name (results/<name>); axes: each axis of AXES
+    to its values, validated and sorted (init and activation keep their order); batch:
+    probe inputs per network; dtype: the networks' arithmetic; loss: "cotangent" or
+    "mse"; train: the [train] probe, or None; draws: "shared" (common random numbers
+    across depth and sigma) or "independent" (each config its own weights).
+
+    >>> sweep = from_dict({"axes": {"depth": [1, 2], "sigma_w": [1.5], "width": [2]}})
+    >>> sweep.n_configs, list(sweep.configs()["depth"])
+    (2, [1, 2])
+    """
+
     name: str
     axes: dict[str, tuple]
     batch: int = 8
@@ -153,75 +163,9 @@ def config_id(values: dict[str, Any]) -> str:
     return hashlib.sha1(canonical.encode()).hexdigest()[:16]
 
 
-def _canonical_float(x: float) -> float:
-    # 12 significant digits: a range's floating-point noise never changes a config id.
-    return float(f"{x:.12g}")
-
-
-def _expand_range(key: str, table: dict, label: str | None = None) -> list:
-    label = label or f"axes.{key}"
-    unknown = set(table) - set(RANGE_KEYS)
-    if unknown:
-        raise SpecError(
-            f"{label}: unknown range key {sorted(unknown)[0]!r}; accepted: start, stop, num or step, log"
-        )
-    if "start" not in table or "stop" not in table or ("num" in table) == ("step" in table):
-        raise SpecError(f"{label}: a range needs start, stop and exactly one of num or step")
-    start, stop, log = table["start"], table["stop"], table.get("log", False)
-    for name in ("start", "stop"):
-        value = table[name]
-        if (
-            isinstance(value, bool)
-            or not isinstance(value, (int, float))
-            or not math.isfinite(value)
-        ):
-            raise SpecError(f"{label}.{name}: {value!r} is not a finite number")
-    if not isinstance(log, bool):
-        raise SpecError(f"{label}.log: {log!r} must be true or false")
-    if log and (start <= 0 or stop <= 0):
-        raise SpecError(f"{label}: log = true needs start and stop > 0, got {start!r} and {stop!r}")
-    if "num" in table:
-        num = table["num"]
-        if isinstance(num, bool) or not isinstance(num, int) or num < 1:
-            raise SpecError(f"{label}.num: {num!r} must be an integer >= 1")
-        if num > MAX_AXIS_LENGTH:
-            raise SpecError(
-                f"{label}.num: {num} values is more than {MAX_AXIS_LENGTH:,}; split the sweep"
-            )
-        values = np.geomspace(start, stop, num) if log else np.linspace(start, stop, num)
-    else:
-        step = table["step"]
-        if isinstance(step, bool) or not isinstance(step, (int, float)) or not step > 0:
-            raise SpecError(
-                f"{label}.step: {step!r} must be a number > 0 (a factor > 1 with log = true)"
-            )
-        if log:
-            if step <= 1:
-                raise SpecError(
-                    f"{label}.step: with log = true the step is a factor and must be > 1, got {step!r}"
-                )
-            ratio = math.log(stop) - math.log(start)
-            count = _range_count(label, ratio / math.log(step))
-            values = start * step ** np.arange(count)
-        else:
-            count = _range_count(label, (stop - start) / step)
-            values = start + step * np.arange(count)
-    if key in INTEGER_AXES and not log:
-        return [int(round(v)) if abs(v - round(v)) < 1e-9 else float(v) for v in values]
-    return [float(v) for v in values]
-
-
-def _range_count(label: str, steps: float) -> int:
-    if not math.isfinite(steps) or steps + 1 > MAX_AXIS_LENGTH:
-        raise SpecError(
-            f"{label}: the range has more than {MAX_AXIS_LENGTH:,} values; use a larger step"
-        )
-    return max(int(math.floor(steps + 1e-9)) + 1, 0)
-
-
 def _axis_values(key: str, raw: Any) -> list:
     if isinstance(raw, dict):
-        values = _expand_range(key, raw)
+        values = ranges.expand_range(key, raw)
     elif isinstance(raw, list):
         values = raw
     else:
@@ -249,7 +193,7 @@ def _check_sigma(key: str, value: Any) -> float:
         raise SpecError(f"axes.{key}: {value!r} is not a number; give a finite number >= 0")
     if not math.isfinite(value) or value < 0:
         raise SpecError(f"axes.{key}: {value!r} must be finite and >= 0")
-    return _canonical_float(float(value)) + 0.0  # -0.0 is 0.0, one config id
+    return ranges.canonical_float(float(value)) + 0.0  # -0.0 is 0.0, one config id
 
 
 def _check_name(key: str, value: Any, accepted) -> str:
@@ -282,7 +226,8 @@ def from_dict(raw: dict[str, Any], default_name: str = "sweep") -> Spec:
     unknown = set(raw) - set(TOP_LEVEL_KEYS)
     if unknown:
         raise SpecError(
-            f"unknown key {sorted(unknown)[0]!r}; accepted top-level keys: {', '.join(TOP_LEVEL_KEYS)}"
+            f"unknown key {sorted(unknown)[0]!r}; accepted top-level keys: "
+            f"{', '.join(TOP_LEVEL_KEYS)}"
         )
     name = raw.get("name", default_name)
     if not isinstance(name, str) or not name or "/" in name:
@@ -296,7 +241,8 @@ def from_dict(raw: dict[str, Any], default_name: str = "sweep") -> Spec:
     for key in REQUIRED_AXES:
         if key not in axes_raw:
             raise SpecError(
-                f"axes.{key} is missing; give a list or a range such as {{start = 1, stop = 10, step = 1}}"
+                f"axes.{key} is missing; give a list or a range such as "
+                f"{{start = 1, stop = 10, step = 1}}"
             )
     axes = {}
     for key in AXES:
@@ -306,7 +252,8 @@ def from_dict(raw: dict[str, Any], default_name: str = "sweep") -> Spec:
     n_configs = math.prod(len(v) for v in axes.values())
     if n_configs > MAX_CONFIGS:
         raise SpecError(
-            f"axes: {n_configs:,} configs is more than {MAX_CONFIGS:,}; split the sweep with --shard or smaller axes"
+            f"axes: {n_configs:,} configs is more than {MAX_CONFIGS:,}; split the sweep with "
+            "--shard or smaller axes"
         )
 
     settings = raw.get("settings", {})
@@ -336,11 +283,13 @@ def from_dict(raw: dict[str, Any], default_name: str = "sweep") -> Spec:
     train = _train_settings(raw["train"]) if "train" in raw else None
     if train is not None and settings["draws"] != "shared":
         raise SpecError(
-            'settings.draws: the [train] probe starts from shared draws; remove [train] or use draws = "shared"'
+            "settings.draws: the [train] probe starts from shared draws; remove [train] or use "
+            'draws = "shared"'
         )
     if train is not None and n_configs * len(train.learning_rate) > MAX_CONFIGS:
         raise SpecError(
-            f"train.learning_rate: {n_configs * len(train.learning_rate):,} trained configs is more than {MAX_CONFIGS:,}; use fewer learning rates or smaller axes"
+            f"train.learning_rate: {n_configs * len(train.learning_rate):,} trained configs is "
+            f"more than {MAX_CONFIGS:,}; use fewer learning rates or smaller axes"
         )
     return Spec(
         name=name,
@@ -373,14 +322,16 @@ def _positive_integer(key: str, value: Any) -> int:
 def _learning_rates(raw: Any) -> tuple[float, ...]:
     """A number, a list or a range table (as for an axis) of learning rates > 0."""
     if isinstance(raw, dict):
-        values = _expand_range("learning_rate", raw, label="train.learning_rate")
+        values = ranges.expand_range("learning_rate", raw, label="train.learning_rate")
     else:
         values = raw if isinstance(raw, list) else [raw]
     if not values:
         raise SpecError(
             "train.learning_rate: the list is empty; give a number > 0 or a list of them"
         )
-    return tuple(sorted({_canonical_float(_positive_number("learning_rate", v)) for v in values}))
+    return tuple(
+        sorted({ranges.canonical_float(_positive_number("learning_rate", v)) for v in values})
+    )
 
 
 def _train_settings(raw: Any) -> TrainSettings:
@@ -395,7 +346,8 @@ def _train_settings(raw: Any) -> TrainSettings:
     train = {**TRAIN_DEFAULTS, **raw}
     if not isinstance(train["optimizer"], str) or train["optimizer"] not in TRAIN_OPTIMIZERS:
         raise SpecError(
-            f"train.optimizer: unknown optimizer {train['optimizer']!r}; accepted: {', '.join(TRAIN_OPTIMIZERS)}"
+            f"train.optimizer: unknown optimizer {train['optimizer']!r}; accepted: "
+            f"{', '.join(TRAIN_OPTIMIZERS)}"
         )
     if not isinstance(train["task"], str) or train["task"] not in names.TASKS:
         raise SpecError(
@@ -420,7 +372,8 @@ def load(path: str) -> Spec:
         if path in PRESETS:
             return preset(path)
         raise SpecError(
-            f"spec file {path!r} not found; give the path to a TOML spec or a preset name ({', '.join(PRESETS)})"
+            f"spec file {path!r} not found; give the path to a TOML spec or a preset name "
+            f"({', '.join(PRESETS)})"
         ) from None
     except tomllib.TOMLDecodeError as err:
         raise SpecError(f"spec file {path!r} is not valid TOML: {err}") from None

@@ -234,7 +234,8 @@ def read_manifest(out_dir: str) -> dict:
         or "root_seed" not in record
     ):
         raise StoreError(
-            f"{out_dir} is not a sweep results directory (no readable {MANIFEST}); give the --out of a run"
+            f"{out_dir} is not a sweep results directory (no readable {MANIFEST}); give the --out "
+            "of a run"
         )
     return record
 

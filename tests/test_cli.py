@@ -77,7 +77,8 @@ BAD_SPECS = {
         "draws",
     ),
     "independent-with-train": (
-        '[axes]\ndepth = [1]\nsigma_w = [1.0]\nwidth = [2]\n[settings]\ndraws = "independent"\n[train]\nsteps = 3\n',
+        '[axes]\ndepth = [1]\nsigma_w = [1.0]\nwidth = [2]\n[settings]\ndraws = "independent"\n'
+        "[train]\nsteps = 3\n",
         "draws",
     ),
     "dtype-not-string": (

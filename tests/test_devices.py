@@ -1,5 +1,6 @@
-"""Sharded over 4 CPU devices equals one device, measurements and training. Runs in a subprocess, because the device
-count is fixed when JAX starts and the rest of the suite runs on one device."""
+"""Sharded over 4 CPU devices equals one device, measurements and training. Runs in a
+subprocess, because the device count is fixed when JAX starts and the rest of the suite
+runs on one device."""
 
 import json
 import os
@@ -13,14 +14,14 @@ import json, sys
 import jax
 jax.config.update("jax_num_cpu_devices", int(sys.argv[2]))
 import sweep
-from sweep import engine
 assert jax.local_device_count() == int(sys.argv[2])
 axes = {"depth": [2, 6], "sigma_w": [0.7, 1.0, 1.3], "sigma_b": [0.0, 0.1], "width": [6],
         "init": ["gaussian", "orthogonal"], "activation": ["tanh"], "seed": [0, 3]}
 frame = sweep.run({"name": "devices", "axes": axes}, out=sys.argv[1])
 frame = frame.set_index("config_id").sort_index()
-trained = sweep.run({"name": "devices-train", "axes": {"depth": [1, 3], "sigma_w": [0.9, 1.1], "width": [8],
-                     "activation": ["tanh"]}, "train": {"steps": 10, "task": "teacher", "learning_rate": [0.05, 0.2]}},
+train_axes = {"depth": [1, 3], "sigma_w": [0.9, 1.1], "width": [8], "activation": ["tanh"]}
+train = {"steps": 10, "task": "teacher", "learning_rate": [0.05, 0.2]}
+trained = sweep.run({"name": "devices-train", "axes": train_axes, "train": train},
                     out=sys.argv[1] + "-train").set_index("config_id").sort_index()
 print(json.dumps({
     "train_ids": list(trained.index),
