@@ -27,6 +27,8 @@ from . import names
 
 @dataclasses.dataclass(frozen=True)
 class Activation:
+    """A nonlinearity phi and the facts the log-space forward pass needs (module docstring)."""
+
     name: str
     fn: Callable[[jax.Array], jax.Array]
     homogeneous: bool = False
@@ -34,6 +36,7 @@ class Activation:
 
     @property
     def zero_at_origin(self) -> bool:
+        """phi(0) == 0: tiny pre-activations then stay tiny and keep their scale."""
         with jax.ensure_compile_time_eval():
             return float(self.fn(jnp.float32(0.0))) == 0.0
 
@@ -80,6 +83,7 @@ assert math.exp(LOG_SCALE_CLIP) ** 2 < 3e38
 
 
 def get(name: str) -> Activation:
+    """The activation called `name`; ValueError naming the accepted ones otherwise."""
     try:
         return ACTIVATIONS[name]
     except KeyError:

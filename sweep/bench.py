@@ -47,6 +47,7 @@ monitoring.register_event_duration_secs_listener(_count_compile)
 
 
 def benchmark_spec(quick: bool) -> spec.Spec:
+    """The benchmark sweep (module docstring); quick: a small one for the test suite."""
     sigma_w2 = np.linspace(1.0, 4.0, 8 if quick else 64)
     axes = {
         "depth": {"start": 1, "stop": 16 if quick else 128, "step": 1},
@@ -173,6 +174,7 @@ def run(
     out_json: str | None = None,
     root_seed: int = 0,
 ) -> dict:
+    """Runs the benchmark in this process and returns its figures (written to out_json if given)."""
     sweep = benchmark_spec(quick)
     configs = sweep.configs()
     subsample = subsample or (12 if quick else 200)
@@ -259,6 +261,7 @@ def _torch_rows(figures: dict) -> list[tuple[str, str]]:
 
 
 def format_report(figures: dict) -> str:
+    """The figures as a text table, ending with the machine-readable `bench:` line."""
     rows = [
         ("configs", f"{figures['configs']}"),
         ("device", f"{figures['device']} x{figures['device_count']}"),

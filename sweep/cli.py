@@ -72,6 +72,7 @@ def _bytes(text):
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The `sweep` command line: run, info, theory, bench and plot."""
     parser = _Parser(prog="sweep", description="Map where deep networks explode or vanish.")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
@@ -287,6 +288,7 @@ def _use_compilation_cache() -> None:
 
 
 def main(argv=None) -> int:
+    """Runs one command; returns the exit code (2 with one line for any bad input)."""
     try:
         args = build_parser().parse_args(argv)
         if args.command in ("run", "bench"):
@@ -309,6 +311,7 @@ def main(argv=None) -> int:
 
 
 def console() -> None:
+    """The `sweep` console script."""
     sys.exit(main())
 
 

@@ -24,6 +24,7 @@ def count() -> int:
 
 @functools.cache
 def mesh(n_devices: int):
+    """A 1-D mesh over the first n_devices local devices, named AXIS."""
     return jax.make_mesh((n_devices,), (AXIS,), devices=jax.local_devices()[:n_devices])
 
 

@@ -66,6 +66,7 @@ def init_code(name: str) -> int:
 
 
 def get(name: str):
+    """The sampler called `name`, (key, width, dtype) -> Ŵ (N, N); ValueError otherwise."""
     try:
         return INITS[name]
     except KeyError:

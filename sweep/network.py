@@ -60,10 +60,12 @@ class Program:
 
     @property
     def n_streams(self) -> int:
+        """S: the measured depths (backward streams) of one family."""
         return self.stream_groups[-1][1]
 
     @property
     def compute_dtype(self):
+        """The dtype the layer arithmetic runs in: the spec's, at least float32."""
         return jnp.promote_types(jnp.dtype(self.dtype), jnp.float32)
 
 
@@ -129,6 +131,8 @@ class Forward(NamedTuple):
 
 
 class ForwardCarry(NamedTuple):
+    """The forward scan's carry, for one family."""
+
     a_hat: jax.Array  # (B, N)
     log_a: jax.Array  # (B,)
     raw: jax.Array  # (B, N): the plain dtype pass
@@ -199,6 +203,8 @@ def output_cotangents(a_hat, log_a, keys: Keys, program: Program):
 
 
 class Streams(NamedTuple):
+    """The backward scan's carry: every stream of one family."""
+
     g_hat: jax.Array  # (S, B, N): dℓ/da_l of each stream, at O(1) scale
     log_g: jax.Array  # (S, B): its log-scale
 

@@ -72,6 +72,7 @@ class Chunk:
 
     @property
     def n_rows(self) -> int:
+        """Rows the chunk writes: its valid units' (depth, learning rate) pairs."""
         return len(self.row_ids)
 
 

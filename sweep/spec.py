@@ -83,6 +83,7 @@ class TrainSettings:
         object.__setattr__(self, "learning_rate", tuple(sorted({float(r) for r in rates})))
 
     def to_dict(self) -> dict[str, Any]:
+        """The table as a dict (learning rates as a list)."""
         return {**dataclasses.asdict(self), "learning_rate": list(self.learning_rate)}
 
 
@@ -110,6 +111,7 @@ class Spec:
     draws: str = "shared"
 
     def to_dict(self) -> dict[str, Any]:
+        """The spec as the dict from_dict reads (what sweep.json records)."""
         out = {
             "name": self.name,
             "axes": {k: list(v) for k, v in self.axes.items()},
@@ -122,6 +124,7 @@ class Spec:
         return out
 
     def to_json(self) -> str:
+        """to_dict as canonical JSON."""
         return json.dumps(self.to_dict(), sort_keys=True)
 
     @property
@@ -387,6 +390,7 @@ PRESETS = ("lecture", "trainability")
 
 
 def preset(name: str) -> Spec:
+    """The built-in spec called `name` (PRESETS), validated."""
     if name not in PRESETS:
         raise SpecError(f"unknown preset {name!r}; accepted: {', '.join(PRESETS)}")
     text = resources.files("sweep").joinpath(f"presets/{name}.toml").read_text()

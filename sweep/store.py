@@ -128,6 +128,7 @@ def to_table(columns: dict, n_rows: int) -> pa.Table:
 
 
 def environment() -> dict:
+    """Versions, device and PRNG settings of this process, recorded with the results."""
     import jax
 
     def version(name):
@@ -160,6 +161,7 @@ def _write_atomic(path: str, write) -> None:
 
 
 def manifest(spec_dict: dict, root_seed: int) -> dict:
+    """What decides a results directory's rows: the spec and the root seed."""
     return {"spec": spec_dict, "root_seed": root_seed}
 
 
@@ -222,6 +224,7 @@ def _dump_json(obj, path):
 
 
 def read_manifest(out_dir: str) -> dict:
+    """The sweep.json of a results directory; StoreError when it is not one."""
     path = os.path.join(out_dir, MANIFEST)
     try:
         with open(path) as f:
@@ -241,10 +244,12 @@ def read_manifest(out_dir: str) -> dict:
 
 
 def parts(out_dir: str) -> list[str]:
+    """The Parquet parts of a results directory, sorted."""
     return sorted(glob.glob(os.path.join(out_dir, PART_GLOB)))
 
 
 def done_ids(out_dir: str) -> set[str]:
+    """The config ids already written to a results directory."""
     done: set[str] = set()
     for part in parts(out_dir):
         done.update(pq.read_table(part, columns=["config_id"]).column(0).to_pylist())

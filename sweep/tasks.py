@@ -163,6 +163,7 @@ assert tuple(TASKS) == names.TASKS
 
 
 def get(name: str) -> Task:
+    """The task called `name`; ValueError naming the accepted ones otherwise."""
     try:
         return TASKS[name]
     except KeyError:
