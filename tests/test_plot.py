@@ -35,6 +35,21 @@ def synthetic_rows(seeds=(0, 1, 2)) -> pd.DataFrame:
     return grid
 
 
+def test_importing_plot_loads_neither_matplotlib_nor_jax():
+    """matplotlib loads only when a figure is drawn, and sweep.plot touches no JAX option."""
+    code = (
+        "import sys, sweep.plot\n"
+        "assert not any(m.split('.')[0] in ('matplotlib', 'jax') for m in sys.modules)\n"
+        "public = [getattr(sweep.plot, name) for name in sweep.plot.__all__]\n"
+        "print(all(f.__doc__ for f in public if callable(f)))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip() == "True"
+
+
 # --- selection, facets and aggregation on a synthetic frame -----------------------------
 
 
