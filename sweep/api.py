@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import time
 
@@ -64,6 +65,8 @@ def execute(
         hosts can share one sweep with no scheduler.
     """
     sweep = _as_spec(sweep)
+    if out is not None and not str(out).strip():
+        raise spec_module.SpecError("--out: the results directory must not be empty")
     out = out or os.path.join("results", sweep.name)
     if chunk_size is not None and chunk_size < 1:
         raise spec_module.SpecError(f"--chunk-size: {chunk_size} must be >= 1")
@@ -72,16 +75,17 @@ def execute(
             "--overwrite with --shard would delete the other shards' results; "
             "clear the directory once, then run the shards"
         )
-    done = store.open_dir(out, sweep.to_dict(), root_seed, overwrite)
     configs = sweep.configs()
+    unit_axes = list(sweep.unit_axes)
+    rows_per_unit = len(configs) // math.prod(len(sweep.axes[a]) for a in unit_axes)
+    budget = memory_budget or memory.default_memory_budget()
+    memory.check_fits(plan.programs(sweep), rows_per_unit, budget, sweep.train)
+    done = store.open_dir(out, sweep.to_dict(), root_seed, overwrite)
     # A unit (every depth of one family; one config with independent draws) is computed
     # whole: one missing depth redoes it, and only its missing rows are written.
-    unit_axes = list(sweep.unit_axes)
     units = configs.loc[~configs["config_id"].isin(done), unit_axes].drop_duplicates()
     units = units[shard_mask(units, *shard)]
     todo = configs.merge(units, on=unit_axes)
-    budget = memory_budget or memory.default_memory_budget()
-    rows_per_unit = len(configs) // max(len(configs.drop_duplicates(unit_axes)), 1)
 
     def units_per_chunk(program):
         return memory.units_per_chunk(program, rows_per_unit, budget, chunk_size, sweep.train)

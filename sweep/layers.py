@@ -27,7 +27,6 @@ ID_COLUMNS = (
 )  # learning_rate: null unless the sweep trains
 OPTIONAL_COLUMNS = ("learning_rate",)  # kept when present
 LIST_COLUMNS = ("log10_act_norm", "log10_grad_norm")
-SORT_KEYS = ["init", "activation", "width", "seed", "sigma_b", "sigma_w", "depth", "learning_rate"]
 
 
 def _as_list_array(column) -> pa.ListArray:
@@ -113,5 +112,5 @@ def load_long(out_dir: str) -> pd.DataFrame:
     if not files:
         return long_table(store.SCHEMA.empty_table().select(needed))
     table = store.read_parts(files, needed)
-    order = pc.sort_indices(table, sort_keys=[(k, "ascending") for k in SORT_KEYS])
+    order = pc.sort_indices(table, sort_keys=[(k, "ascending") for k in store.SORT_KEYS])
     return long_table(table.take(order))

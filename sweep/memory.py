@@ -10,7 +10,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from . import network, train
+from . import network, plan, train
+from .errors import SpecError
 
 FLOOR_BYTES = 64 * 2**20
 
@@ -68,7 +69,26 @@ def units_per_chunk(
     rows_per_unit: measured depths x learning rates (every one of them trains)."""
     if chunk_size is not None:
         return max(1, chunk_size // rows_per_unit)
+    return max(1, int(memory_budget // per_unit_bytes(program, rows_per_unit, train_settings)))
+
+
+def per_unit_bytes(program: network.Program, rows_per_unit: int, train_settings=None) -> int:
+    """unit_bytes, with each trained config's parameters and optimizer state."""
     per_unit = unit_bytes(program)
-    if train_settings is not None:  # with each trained config's parameters and optimizer state
+    if train_settings is not None:
         per_unit += rows_per_unit * train.train_bytes_per_config(program, train_settings)
-    return max(1, int(memory_budget // per_unit))
+    return per_unit
+
+
+def check_fits(programs, rows_per_unit: int, memory_budget: int, train_settings=None) -> None:
+    """Refuses, in one line and before anything is allocated, a sweep whose smallest chunk
+    (plan.MIN_UNITS_PER_DEVICE units: families, or configs) would not fit the budget."""
+    for program in programs:
+        need = plan.MIN_UNITS_PER_DEVICE * per_unit_bytes(program, rows_per_unit, train_settings)
+        if need > memory_budget:
+            raise SpecError(
+                f"one network of width {program.width}, depth {program.n_layers} and probe "
+                f"batch {program.batch} needs about {need / 2**20:,.0f} MiB, more than the "
+                f"memory budget of {memory_budget / 2**20:,.0f} MiB; give a larger "
+                "--memory-budget, or a smaller width, depth or batch"
+            )

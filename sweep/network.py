@@ -80,11 +80,16 @@ class Keys(NamedTuple):
     target: jax.Array
 
 
+def family_base(root_key, seed, width: int):
+    """The key every random draw of a family (and of its training run) descends from: it
+    depends only on (root seed, seed, width), never on a config's position."""
+    return jax.random.fold_in(jax.random.fold_in(root_key, seed), width)
+
+
 def family_keys(root_key, seed, width: int, names: tuple[str, ...], init_index=0) -> Keys:
-    """Keys that depend only on (root seed, seed, width, init), never on a config's
-    position; names: the program's inits, init_index picks one (at run time)."""
-    base = jax.random.fold_in(jax.random.fold_in(root_key, seed), width)
-    return _keys(base, names, init_index)
+    """Keys that depend only on (root seed, seed, width, init); names: the program's
+    inits, init_index picks one (at run time)."""
+    return _keys(family_base(root_key, seed, width), names, init_index)
 
 
 def config_keys(root_key, words, names: tuple[str, ...], init_index=0) -> Keys:

@@ -29,6 +29,7 @@ from . import network, spec as spec_module
 # Axes that tell a chunk's units apart from other chunks' (a bucket, with the spec's settings).
 BUCKET_AXES = ["width", "init", "activation", "seed"]
 INDEPENDENT_DEPTH_GROUPS = 4
+MIN_UNITS_PER_DEVICE = 2
 
 
 @dataclasses.dataclass(frozen=True)
@@ -177,6 +178,20 @@ def _by_depth_group(sweep, unit_depths: np.ndarray, positions: np.ndarray):
     return out
 
 
+def programs(sweep: spec_module.Spec) -> list[network.Program]:
+    """Every program the sweep compiles, at most (one per width and depth group)."""
+    if sweep.draws == "independent":
+        groups = depth_groups(tuple(sweep.axes["depth"]), INDEPENDENT_DEPTH_GROUPS)
+    else:
+        groups = [tuple(sweep.axes["depth"])]
+    init, activation, seed = sweep.axes["init"][0], sweep.axes["activation"][0], 0
+    return [
+        program_of(sweep, Bucket(width, init, activation, seed, depths))
+        for width in sweep.axes["width"]
+        for depths in groups
+    ]
+
+
 def program_of(sweep: spec_module.Spec, bucket: Bucket) -> network.Program:
     """The program that runs `bucket`. Shared draws: the sweep's inits and activations as
     run-time choices, one program per (width, depths): compiling costs seconds per program
@@ -205,7 +220,11 @@ def program_of(sweep: spec_module.Spec, bucket: Bucket) -> network.Program:
 def chunks_of(sweep, bucket, program, units, unit_ids, size, n_devices=1):
     """The bucket's units (a frame with sigma_w, sigma_b, depth; unit_ids: each one's row
     ids) in chunks of `size`, rounded up to a multiple of n_devices, run by `program`."""
-    size = -(-min(size, len(units)) // n_devices) * n_devices
+    # At least 2 units per device: XLA turns a batch of one into a plain dot, which some
+    # CPUs round differently from the batched one, and each unit's own products (its
+    # weights with independent draws, its Gram matrices) would then depend on the chunk.
+    size = max(min(size, len(units)), MIN_UNITS_PER_DEVICE * n_devices)
+    size = -(-size // n_devices) * n_devices
     choice = (program.inits.index(bucket.init), program.activations.index(bucket.activation))
     rates = sweep.train.learning_rate if sweep.train is not None else (None,)
     sigma_w, sigma_b = units["sigma_w"].to_numpy(float), units["sigma_b"].to_numpy(float)

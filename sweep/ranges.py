@@ -13,6 +13,24 @@ MAX_AXIS_LENGTH = 10**6
 INTEGER_AXES = ("depth", "width", "seed")
 
 
+def finite_float(value) -> float | None:
+    """value as a finite float, or None when it is not a number or no float holds it
+    (TOML integers are unbounded: 10**400 is an int)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    try:
+        number = float(value)
+    except OverflowError:
+        return None
+    return number if math.isfinite(number) else None
+
+
+def short(value) -> str:
+    """repr(value), cut to 40 characters, for one-line messages."""
+    text = repr(value)
+    return text if len(text) <= 40 else f"{text[:37]}..."
+
+
 def canonical_float(x: float) -> float:
     """x to 12 significant digits, as every float axis value and learning rate is kept."""
     # 12 significant digits: a range's floating-point noise never changes a config id.
@@ -33,12 +51,8 @@ def expand_range(key: str, table: dict, label: str | None = None) -> list:
     start, stop, log = table["start"], table["stop"], table.get("log", False)
     for name in ("start", "stop"):
         value = table[name]
-        if (
-            isinstance(value, bool)
-            or not isinstance(value, (int, float))
-            or not math.isfinite(value)
-        ):
-            raise SpecError(f"{label}.{name}: {value!r} is not a finite number")
+        if finite_float(value) is None:
+            raise SpecError(f"{label}.{name}: {short(value)} is not a finite number")
     if not isinstance(log, bool):
         raise SpecError(f"{label}.log: {log!r} must be true or false")
     if log and (start <= 0 or stop <= 0):
@@ -54,7 +68,7 @@ def expand_range(key: str, table: dict, label: str | None = None) -> list:
         values = np.geomspace(start, stop, num) if log else np.linspace(start, stop, num)
     else:
         step = table["step"]
-        if isinstance(step, bool) or not isinstance(step, (int, float)) or not step > 0:
+        if finite_float(step) is None or not step > 0:
             raise SpecError(
                 f"{label}.step: {step!r} must be a number > 0 (a factor > 1 with log = true)"
             )
@@ -70,7 +84,9 @@ def expand_range(key: str, table: dict, label: str | None = None) -> list:
         else:
             count = range_count(label, (stop - start) / step)
             values = start + step * np.arange(count)
-    if key in INTEGER_AXES and not log:
+    if key in INTEGER_AXES and log:  # geometric integers: the nearest ones, once each
+        return list(dict.fromkeys(int(round(v)) for v in values))
+    if key in INTEGER_AXES:
         return [int(round(v)) if abs(v - round(v)) < 1e-9 else float(v) for v in values]
     return [float(v) for v in values]
 

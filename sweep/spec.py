@@ -23,6 +23,7 @@ import hashlib
 import itertools
 import json
 import math
+import re
 import tomllib
 from importlib import resources
 from typing import Any
@@ -46,6 +47,10 @@ FAMILY_AXES = ("width", "init", "activation", "seed", "sigma_w", "sigma_b")
 MAX_SEED = 2**31 - 1
 MAX_DEPTH, MAX_WIDTH, MAX_CONFIGS = 10**6, 2**16, 10**9
 MAX_AXIS_LENGTH = ranges.MAX_AXIS_LENGTH
+MAX_BATCH = 2**16
+MAX_TRAIN_STEPS, MAX_TRAIN_BATCH = 10**6, 2**16
+# A sweep's name is its default results directory: one safe path component.
+NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
 INTEGER_AXES = ranges.INTEGER_AXES
 # The optional [train] table (the trainability probe, sweep.train); absent: no training.
 TRAIN_DEFAULTS = {
@@ -184,24 +189,25 @@ def _check_int(
     if isinstance(value, float) and value.is_integer() and key != "seed":
         value = int(value)
     if isinstance(value, bool) or not isinstance(value, int):
-        raise SpecError(f"axes.{key}: {value!r} is not {what}")
+        raise SpecError(f"axes.{key}: {ranges.short(value)} is not {what}")
     if value < low or (high is not None and value > high):
         bound = f">= {low}" if high is None else f"in [{low}, {high}]"
-        raise SpecError(f"axes.{key}: {value!r} must be {bound}")
+        raise SpecError(f"axes.{key}: {ranges.short(value)} must be {bound}")
     return value
 
 
 def _check_sigma(key: str, value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise SpecError(f"axes.{key}: {value!r} is not a number; give a finite number >= 0")
-    if not math.isfinite(value) or value < 0:
-        raise SpecError(f"axes.{key}: {value!r} must be finite and >= 0")
-    return ranges.canonical_float(float(value)) + 0.0  # -0.0 is 0.0, one config id
+    number = ranges.finite_float(value)
+    if number is None or number < 0:
+        raise SpecError(f"axes.{key}: {ranges.short(value)} must be a finite number >= 0")
+    return ranges.canonical_float(number) + 0.0  # -0.0 is 0.0, one config id
 
 
 def _check_name(key: str, value: Any, accepted) -> str:
     if not isinstance(value, str) or value not in accepted:
-        raise SpecError(f"axes.{key}: unknown {key} {value!r}; accepted: {', '.join(accepted)}")
+        raise SpecError(
+            f"axes.{key}: unknown {key} {ranges.short(value)}; accepted: {', '.join(accepted)}"
+        )
     return value
 
 
@@ -218,7 +224,7 @@ def _validate_axis(key: str, values: list) -> tuple:
         checked = [_check_name(key, v, names.INITS) for v in values]
     else:
         checked = [_check_name(key, v, names.ACTIVATIONS) for v in values]
-    unique = sorted(set(checked), key=checked.index)
+    unique = list(dict.fromkeys(checked))  # first occurrences, in order: linear time
     return tuple(sorted(unique) if key not in ("init", "activation") else unique)
 
 
@@ -233,8 +239,11 @@ def from_dict(raw: dict[str, Any], default_name: str = "sweep") -> Spec:
             f"{', '.join(TOP_LEVEL_KEYS)}"
         )
     name = raw.get("name", default_name)
-    if not isinstance(name, str) or not name or "/" in name:
-        raise SpecError(f"name: {name!r} must be a non-empty string without '/'")
+    if not isinstance(name, str) or not NAME_PATTERN.fullmatch(name):
+        raise SpecError(
+            f"name: {ranges.short(name)} must be one path component of letters, digits, '.', "
+            "'_' and '-', starting with a letter or digit (at most 100 characters)"
+        )
     axes_raw = raw.get("axes", {})
     if not isinstance(axes_raw, dict):
         raise SpecError("axes: must be a table of axis = values")
@@ -269,8 +278,10 @@ def from_dict(raw: dict[str, Any], default_name: str = "sweep") -> Spec:
         )
     settings = {**SETTINGS_DEFAULTS, **settings}
     batch = settings["batch"]
-    if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
-        raise SpecError(f"settings.batch: {batch!r} must be an integer >= 1")
+    if isinstance(batch, bool) or not isinstance(batch, int) or not 1 <= batch <= MAX_BATCH:
+        raise SpecError(
+            f"settings.batch: {ranges.short(batch)} must be an integer in [1, {MAX_BATCH}]"
+        )
     if not isinstance(settings["dtype"], str) or settings["dtype"] not in DTYPES:
         raise SpecError(
             f"settings.dtype: unknown dtype {settings['dtype']!r}; accepted: {', '.join(DTYPES)}"
@@ -306,19 +317,15 @@ def from_dict(raw: dict[str, Any], default_name: str = "sweep") -> Spec:
 
 
 def _positive_number(key: str, value: Any) -> float:
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, (int, float))
-        or not math.isfinite(value)
-        or value <= 0
-    ):
-        raise SpecError(f"train.{key}: {value!r} must be a finite number > 0")
-    return float(value)
+    number = ranges.finite_float(value)
+    if number is None or number <= 0:
+        raise SpecError(f"train.{key}: {ranges.short(value)} must be a finite number > 0")
+    return number
 
 
-def _positive_integer(key: str, value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise SpecError(f"train.{key}: {value!r} must be an integer >= 1")
+def _positive_integer(key: str, value: Any, high: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= high:
+        raise SpecError(f"train.{key}: {ranges.short(value)} must be an integer in [1, {high:,}]")
     return value
 
 
@@ -357,10 +364,10 @@ def _train_settings(raw: Any) -> TrainSettings:
             f"train.task: unknown task {train['task']!r}; accepted: {', '.join(names.TASKS)}"
         )
     return TrainSettings(
-        steps=_positive_integer("steps", train["steps"]),
+        steps=_positive_integer("steps", train["steps"], MAX_TRAIN_STEPS),
         optimizer=train["optimizer"],
         learning_rate=_learning_rates(train["learning_rate"]),
-        batch_size=_positive_integer("batch_size", train["batch_size"]),
+        batch_size=_positive_integer("batch_size", train["batch_size"], MAX_TRAIN_BATCH),
         task=train["task"],
     )
 
@@ -380,9 +387,12 @@ def load(path: str) -> Spec:
         ) from None
     except tomllib.TOMLDecodeError as err:
         raise SpecError(f"spec file {path!r} is not valid TOML: {err}") from None
+    except RecursionError:
+        raise SpecError(f"spec file {path!r} is nested too deeply to be a spec") from None
     except OSError as err:
         raise SpecError(f"spec file {path!r} cannot be read: {err.strerror}") from None
     stem = path.rsplit("/", 1)[-1].rsplit(".", 1)[0]
+    stem = re.sub(r"[^A-Za-z0-9._-]", "-", stem).lstrip("._-")[:100] or "sweep"
     return from_dict(raw, default_name=stem)
 
 

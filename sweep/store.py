@@ -62,7 +62,8 @@ SCHEMA = pa.schema(
         ("train_loss_curve", pa.list_(pa.float64())),
     ]
 )
-THEORY_COLUMNS = tuple(name for name in SCHEMA.names if name.startswith("theory_"))
+# How loaded rows are ordered (sweep.load, and the per-layer table).
+SORT_KEYS = ("init", "activation", "width", "seed", "sigma_b", "sigma_w", "depth", "learning_rate")
 TRAIN_COLUMNS = tuple(SCHEMA.names[SCHEMA.get_field_index("learning_rate") :])
 MANIFEST = "sweep.json"
 STALE_TEMP_SECONDS = 3600
@@ -315,6 +316,6 @@ def load(out_dir: str, where: dict | None = None) -> pd.DataFrame:
             table = table.set_column(index, field.name, table.column(index).cast(pa.float64()))
     frame = table.to_pandas()
     return frame.sort_values(
-        ["init", "activation", "width", "seed", "sigma_b", "sigma_w", "depth", "learning_rate"],
+        list(SORT_KEYS),
         kind="stable",
     ).reset_index(drop=True)

@@ -69,7 +69,7 @@ TAG_READOUT, TAG_BATCHES = 101, 102
 
 def train_keys(root_key, seed, width: int):
     """Keys of the readout and the minibatch order: (root seed, seed, width) only."""
-    base = jax.random.fold_in(jax.random.fold_in(root_key, seed), width)
+    base = network.family_base(root_key, seed, width)
     return {
         "readout": jax.random.fold_in(base, TAG_READOUT),
         "batches": jax.random.fold_in(base, TAG_BATCHES),

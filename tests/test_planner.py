@@ -58,7 +58,7 @@ def test_planned_chunk_fits_a_small_budget():
             }
         }
     )
-    budget = 3 * 2**20
+    budget = 5 * 2**20  # the smallest chunk, 2 families, fits
     configs = sweep.configs()
 
     def units_per_chunk(program):
