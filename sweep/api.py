@@ -8,7 +8,19 @@ import time
 
 import pandas as pd
 
-from . import columns, devices, engine, memory, plan, precision, spec as spec_module, store, train
+from . import (
+    columns,
+    devices,
+    engine,
+    interrupts,
+    locks,
+    memory,
+    plan,
+    precision,
+    spec as spec_module,
+    store,
+    train,
+)
 
 
 def _as_spec(sweep) -> spec_module.Spec:
@@ -80,35 +92,41 @@ def execute(
     rows_per_unit = len(configs) // math.prod(len(sweep.axes[a]) for a in unit_axes)
     budget = memory_budget or memory.default_memory_budget()
     memory.check_fits(plan.programs(sweep), rows_per_unit, budget, sweep.train)
-    done = store.open_dir(out, sweep.to_dict(), root_seed, overwrite)
-    # A unit (every depth of one family; one config with independent draws) is computed
-    # whole: one missing depth redoes it, and only its missing rows are written.
-    units = configs.loc[~configs["config_id"].isin(done), unit_axes].drop_duplicates()
-    units = units[shard_mask(units, *shard)]
-    todo = configs.merge(units, on=unit_axes)
+    spec_dict = sweep.to_dict()
+    done = None if overwrite else store.finished_ids(out, spec_dict, root_seed)
+    if done is not None and _todo(sweep, configs, done, shard).empty:
+        # Nothing to do: nothing is written (a finished sweep reruns on read-only media).
+        if progress:
+            print(f"sweep: 0 configs computed in 0.0 s; {len(done)} of {sweep.n_configs} in {out}")
+        return out
+    interrupts.check()
+    with locks.writer(out, shard, overwrite):
+        done = store.open_dir(out, spec_dict, root_seed, overwrite)
+        todo = _todo(sweep, configs, done, shard)
 
-    def units_per_chunk(program):
-        return memory.units_per_chunk(program, rows_per_unit, budget, chunk_size, sweep.train)
+        def units_per_chunk(program):
+            return memory.units_per_chunk(program, rows_per_unit, budget, chunk_size, sweep.train)
 
-    chunks = plan.plan(sweep, todo, units_per_chunk, devices.count())
-    record = store.manifest(sweep.to_dict(), root_seed) | store.environment()
-    started = time.perf_counter()
-    total = sum(chunk.n_rows for chunk in chunks)
-    bar = _progress_bar(total, progress)
-    for chunk, result in engine.evaluate(chunks, root_seed):
-        rows = columns.chunk_rows(chunk)
-        table = store.to_table(
-            {
-                **columns.measurements(chunk, rows, result),
-                **columns.theory_columns(chunk, rows),
-                **train.train_columns(chunk, rows, sweep.train, root_seed),
-            },
-            len(rows.depth),
-        )
-        fresh = ~pd.Series(chunk.row_ids).isin(done).to_numpy()
-        store.write_part(out, table if fresh.all() else table.filter(fresh), record)
-        bar.update(chunk.n_rows)
-    bar.close()
+        chunks = plan.plan(sweep, todo, units_per_chunk, devices.count())
+        record = store.manifest(spec_dict, root_seed) | store.environment()
+        started = time.perf_counter()
+        total = sum(chunk.n_rows for chunk in chunks)
+        bar = _progress_bar(total, progress)
+        for chunk, result in engine.evaluate(chunks, root_seed):
+            rows = columns.chunk_rows(chunk)
+            table = store.to_table(
+                {
+                    **columns.measurements(chunk, rows, result),
+                    **columns.theory_columns(chunk, rows),
+                    **train.train_columns(chunk, rows, sweep.train, root_seed),
+                },
+                len(rows.depth),
+            )
+            fresh = ~pd.Series(chunk.row_ids).isin(done).to_numpy()
+            store.write_part(out, table if fresh.all() else table.filter(fresh), record)
+            bar.update(chunk.n_rows)
+            interrupts.check()
+        bar.close()
     if progress:
         elapsed = time.perf_counter() - started
         rate = f", {total / elapsed:.0f} configs/s" if total and elapsed > 0 else ""
@@ -117,6 +135,16 @@ def execute(
             f"{len(done) + total} of {sweep.n_configs} in {out}"
         )
     return out
+
+
+def _todo(sweep, configs: pd.DataFrame, done: set[str], shard) -> pd.DataFrame:
+    """Every row of each unit of this shard that misses a row. A unit (every depth of one
+    family; one config with independent draws) is computed whole: one missing depth redoes
+    it, and only its missing rows are written."""
+    unit_axes = list(sweep.unit_axes)
+    units = configs.loc[~configs["config_id"].isin(done), unit_axes].drop_duplicates()
+    units = units[shard_mask(units, *shard)]
+    return configs.merge(units, on=unit_axes)
 
 
 def shard_mask(units: pd.DataFrame, index: int, count: int):

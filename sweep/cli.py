@@ -7,7 +7,7 @@ import json
 import os
 import sys
 
-from . import api, lecture, spec as spec_module, store
+from . import api, interrupts, lecture, spec as spec_module, store
 
 
 class _Parser(argparse.ArgumentParser):
@@ -299,21 +299,33 @@ def main(argv=None) -> int:
     except (spec_module.SpecError, store.StoreError, ValueError) as err:
         print(f"sweep: error: {err}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # `sweep info DIR | head`: console() ends quietly
+        raise
     except OSError as err:  # an --out under a file, a full disk, no permission
         print(f"sweep: error: {err.filename or ''}: {err.strerror or err}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print(
-            "sweep: interrupted; finished chunks are saved, rerun the same command to resume",
-            file=sys.stderr,
-        )
-        return 130
+    except KeyboardInterrupt as err:
+        return interrupts.report(err)
 
 
 def console() -> None:
-    """The `sweep` console script."""
-    sys.exit(main())
+    """The `sweep` console script: signals handled before anything heavy is imported, and
+    a closed pipe (`sweep info DIR | head`) ends quietly."""
+    try:
+        code = main()
+    except BrokenPipeError:
+        # Python would complain again when it flushes stdout at exit.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        sys.exit(0)
+    if code > 128:
+        # Interrupted, maybe inside a compiled program: leave at once rather than tear the
+        # interpreter down under XLA's running threads. Finished parts are already on disk.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    sys.exit(code)
 
 
 if __name__ == "__main__":
+    interrupts.install()
     console()

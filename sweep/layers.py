@@ -106,11 +106,6 @@ def load_long(out_dir: str) -> pd.DataFrame:
 
     Reads only the id, axis and list columns of each Parquet part.
     """
-    store.read_manifest(out_dir)
-    files = store.parts(out_dir)
-    needed = [*ID_COLUMNS, *LIST_COLUMNS]
-    if not files:
-        return long_table(store.SCHEMA.empty_table().select(needed))
-    table = store.read_parts(files, needed)
+    table = store.read_rows(out_dir, [*ID_COLUMNS, *LIST_COLUMNS])
     order = pc.sort_indices(table, sort_keys=[(k, "ascending") for k in store.SORT_KEYS])
     return long_table(table.take(order))

@@ -11,11 +11,13 @@ row, and a rerun computes only the configs whose ids are missing.
 from __future__ import annotations
 
 import glob
+import hashlib
 import json
 import os
 import platform
 import time
 import uuid
+import warnings
 from importlib import metadata
 from typing import NamedTuple
 
@@ -23,6 +25,9 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
+
+from . import locks
+from .errors import StoreError as StoreError
 
 SCHEMA = pa.schema(
     [
@@ -68,10 +73,6 @@ TRAIN_COLUMNS = tuple(SCHEMA.names[SCHEMA.get_field_index("learning_rate") :])
 MANIFEST = "sweep.json"
 STALE_TEMP_SECONDS = 3600
 PART_GLOB = "part-*.parquet"
-
-
-class StoreError(ValueError):
-    """A results directory that cannot be used as asked; the message says how to fix it."""
 
 
 class Ragged(NamedTuple):
@@ -152,13 +153,27 @@ def environment() -> dict:
 
 
 def _write_atomic(path: str, write) -> None:
+    """write(tmp), then rename tmp to path: a reader sees the whole file or none. A failed
+    write (a full disk) is an OSError naming path."""
     tmp = f"{path}.{uuid.uuid4().hex[:8]}.tmp"
     try:
         write(tmp)
         os.replace(tmp, path)
+        _sync_directory(os.path.dirname(path) or ".")
+    except OSError as err:
+        raise OSError(err.errno, err.strerror or str(err), path) from None
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)
+
+
+def _sync_directory(path: str) -> None:
+    # The rename itself on disk, so a power cut cannot lose a finished part.
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def manifest(spec_dict: dict, root_seed: int) -> dict:
@@ -166,55 +181,88 @@ def manifest(spec_dict: dict, root_seed: int) -> dict:
     return {"spec": spec_dict, "root_seed": root_seed}
 
 
-def _grid(record: dict):
+def _grid(record: dict) -> dict:
     """What decides a sweep's rows: the axes (as sets; order and name do not matter), the
     settings, [train] and the root seed."""
     spec = record.get("spec") if isinstance(record.get("spec"), dict) else {}
     axes = spec.get("axes") if isinstance(spec.get("axes"), dict) else {}
-    return (
-        {key: sorted(map(repr, values)) for key, values in axes.items()},
-        spec.get("settings"),
-        spec.get("train"),
-        record.get("root_seed"),
-    )
+    return {
+        **{f"axes.{key}": sorted(map(repr, values)) for key, values in axes.items()},
+        "settings": spec.get("settings"),
+        "train": spec.get("train"),
+        "--seed": record.get("root_seed"),
+    }
+
+
+def grid_digest(record: dict) -> str:
+    """A digest of what decides a sweep's rows (_grid): every part records its sweep's."""
+    text = json.dumps(_grid(record), sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+
+def _differences(found: dict, wanted: dict) -> str:
+    a, b = _grid(found), _grid(wanted)
+    return ", ".join(key for key in sorted(set(a) | set(b)) if a.get(key) != b.get(key))
+
+
+def _read_record(path: str) -> dict:
+    """sweep.json as a dict; StoreError (one line) when it cannot be read."""
+    try:
+        with open(path) as f:
+            record = json.load(f)
+    except (OSError, ValueError) as err:
+        reason = getattr(err, "strerror", None) or str(err).splitlines()[0]
+        raise StoreError(f"{path} cannot be read ({reason}); give another --out") from None
+    if not isinstance(record, dict) or not isinstance(record.get("spec"), dict):
+        raise StoreError(f"{path} is not a sweep manifest; give another --out")
+    return record
+
+
+def finished_ids(out_dir: str, spec_dict: dict, root_seed: int) -> set[str] | None:
+    """The config ids done in out_dir when it holds this very sweep, without writing
+    anything (a rerun with nothing to do works on read-only media); None otherwise."""
+    path = os.path.join(out_dir, MANIFEST)
+    if not os.path.exists(path):
+        return None
+    try:
+        found = _read_record(path)
+    except StoreError:
+        return None
+    if _grid(found) != _grid(manifest(spec_dict, root_seed)):
+        return None
+    return done_ids(out_dir)
 
 
 def open_dir(out_dir: str, spec_dict: dict, root_seed: int, overwrite: bool) -> set[str]:
-    """Prepares out_dir for a run and returns the config ids already done there.
+    """Prepares out_dir for a run and returns the config ids already done there. The
+    caller holds locks.writer(out_dir, ...).
 
-    Refuses a directory holding a different sweep unless overwrite, which clears it.
+    Refuses, in one line, a directory holding a different sweep, an unreadable manifest or
+    parts without one, unless overwrite, which clears it. No message suggests --overwrite:
+    it deletes finished results.
     """
     path = os.path.join(out_dir, MANIFEST)
     wanted = manifest(spec_dict, root_seed)
-    if os.path.exists(path):
-        try:
-            with open(path) as f:
-                found = json.load(f)
-        except (OSError, json.JSONDecodeError):
-            found = None
-        same = isinstance(found, dict) and _grid(found) == _grid(wanted)
-        if not same and not overwrite:
-            raise StoreError(
-                f"{out_dir} holds a different sweep (spec or --seed differ); "
-                "use another --out, or --overwrite to replace it"
-            )
-        if not same:
-            for part in glob.glob(os.path.join(out_dir, PART_GLOB)):
-                os.remove(part)
-    elif os.path.isdir(out_dir) and glob.glob(os.path.join(out_dir, PART_GLOB)) and not overwrite:
-        raise StoreError(
-            f"{out_dir} holds Parquet parts but no {MANIFEST}; use another --out, or --overwrite"
-        )
     os.makedirs(out_dir, exist_ok=True)
-    # Temp files left by a crash; young ones may be another shard's part being written.
-    for stale in glob.glob(os.path.join(out_dir, "*.tmp")):
-        if time.time() - os.path.getmtime(stale) > STALE_TEMP_SECONDS:
-            os.remove(stale)
-    if overwrite:
-        for part in glob.glob(os.path.join(out_dir, PART_GLOB)):
-            os.remove(part)
-    record = {**wanted, **environment()}
-    _write_atomic(path, lambda tmp: _dump_json(record, tmp))
+    with locks.manifest_section(out_dir):
+        if os.path.exists(path) and not overwrite:
+            found = _read_record(path)
+            if _grid(found) != _grid(wanted):
+                raise StoreError(
+                    f"{out_dir} holds a different sweep ({_differences(found, wanted)} "
+                    "differ); give another --out"
+                )
+        elif not overwrite and parts(out_dir):
+            raise StoreError(f"{out_dir} holds Parquet parts but no {MANIFEST}; give another --out")
+        # Temp files left by a crash; young ones may be another shard's part being written.
+        for stale in glob.glob(os.path.join(out_dir, "*.tmp")):
+            if time.time() - os.path.getmtime(stale) > STALE_TEMP_SECONDS:
+                os.remove(stale)
+        if overwrite:
+            for part in parts(out_dir):
+                os.remove(part)
+        record = {**wanted, **environment()}
+        _write_atomic(path, lambda tmp: _dump_json(record, tmp))
     return done_ids(out_dir)
 
 
@@ -222,25 +270,20 @@ def _dump_json(obj, path):
     with open(path, "w") as f:
         json.dump(obj, f, indent=2, sort_keys=True)
         f.write("\n")
+        f.flush()
+        os.fsync(f.fileno())
 
 
 def read_manifest(out_dir: str) -> dict:
     """The sweep.json of a results directory; StoreError when it is not one."""
     path = os.path.join(out_dir, MANIFEST)
-    try:
-        with open(path) as f:
-            record = json.load(f)
-    except (OSError, json.JSONDecodeError):
-        record = None
-    if (
-        not isinstance(record, dict)
-        or not isinstance(record.get("spec"), dict)
-        or "root_seed" not in record
-    ):
+    if not os.path.exists(path):
         raise StoreError(
-            f"{out_dir} is not a sweep results directory (no readable {MANIFEST}); give the --out "
-            "of a run"
+            f"{out_dir} is not a sweep results directory (no {MANIFEST}); give the --out of a run"
         )
+    record = _read_record(path)
+    if "root_seed" not in record:
+        raise StoreError(f"{path} is not a sweep manifest; give the --out of a run")
     return record
 
 
@@ -249,40 +292,86 @@ def parts(out_dir: str) -> list[str]:
     return sorted(glob.glob(os.path.join(out_dir, PART_GLOB)))
 
 
+def _check_part(path: str, digest: str) -> set[str]:
+    """The columns of a part of the sweep whose grid_digest is `digest`; StoreError naming
+    the file for anything else (another sweep's part, a foreign or corrupt file)."""
+    try:
+        schema = pq.read_schema(path)
+    except (OSError, pa.ArrowException) as err:
+        reason = str(err).splitlines()[0] if str(err) else type(err).__name__
+        raise StoreError(f"{path} is not a readable Parquet part ({reason})") from None
+    metadata = schema.metadata or {}
+    try:
+        record = json.loads(metadata[b"sweep"])
+    except (KeyError, ValueError):
+        raise StoreError(f"{path} was not written by sweep; move it out of the directory") from None
+    if not isinstance(record, dict) or grid_digest(record) != digest:
+        raise StoreError(
+            f"{path} belongs to another sweep (spec or --seed differ); move it out of the directory"
+        )
+    return set(schema.names)
+
+
+def _read_part(path: str, columns: list[str], filters=None) -> pa.Table:
+    try:
+        return pq.read_table(
+            path, columns=columns, filters=filters, page_checksum_verification=True
+        )
+    except (OSError, pa.ArrowException) as err:
+        reason = str(err).splitlines()[0] if str(err) else type(err).__name__
+        raise StoreError(f"{path} is corrupt ({reason}); move it away and rerun") from None
+
+
 def done_ids(out_dir: str) -> set[str]:
-    """The config ids already written to a results directory."""
+    """The config ids already written to a results directory, from verified parts."""
+    digest = grid_digest(read_manifest(out_dir))
     done: set[str] = set()
     for part in parts(out_dir):
-        done.update(pq.read_table(part, columns=["config_id"]).column(0).to_pylist())
+        _check_part(part, digest)
+        done.update(_read_part(part, ["config_id"]).column(0).to_pylist())
     return done
 
 
-def read_parts(files, columns: list[str] | None = None, filters=None) -> pa.Table:
-    """The rows of these parts in SCHEMA (or the given columns of it). A part written by
-    an older version that lacks a column (learning_rate came later) reads it as nulls."""
-    names = columns or SCHEMA.names
+def read_rows(out_dir: str, columns: list[str] | None = None, filters=None) -> pa.Table:
+    """The rows of a results directory in SCHEMA (or the given columns of it), each part
+    verified against the manifest. A part written by an older version that lacks a column
+    (learning_rate came later) reads it as nulls. Rows whose config_id repeats (a part
+    copied twice) are dropped, with a warning."""
+    digest = grid_digest(read_manifest(out_dir))
+    names = list(columns or SCHEMA.names)
+    wanted = names if "config_id" in names else ["config_id", *names]
     tables = []
-    for path in files:
-        present = set(pq.read_schema(path).names)
-        table = pq.read_table(path, columns=[c for c in names if c in present], filters=filters)
-        for name in names:
+    for path in parts(out_dir):
+        present = _check_part(path, digest)
+        table = _read_part(path, [c for c in wanted if c in present], filters)
+        for name in wanted:
             if name not in present:
-                table = table.append_column(
-                    SCHEMA.field(name), pa.nulls(len(table), SCHEMA.field(name).type)
-                )
-        tables.append(table.select(names))
+                field = SCHEMA.field(name)
+                table = table.append_column(field, pa.nulls(len(table), field.type))
+        tables.append(table.select(wanted))
     if not tables:
         return pa.schema([SCHEMA.field(n) for n in names]).empty_table()
-    return pa.concat_tables(tables)
+    table = pa.concat_tables(tables)
+    ids = table.column("config_id").to_numpy(zero_copy_only=False)
+    first = ~pd.Series(ids).duplicated().to_numpy()
+    if not first.all():
+        warnings.warn(
+            f"{out_dir}: {int((~first).sum())} rows repeat a config_id (a duplicated part?); "
+            "reading each config once",
+            stacklevel=2,
+        )
+        table = table.filter(pa.array(first))
+    return table.select(names)
 
 
 def read_column(out_dir: str, name: str) -> pa.ChunkedArray:
     """One column of every part, without reading the others."""
-    return read_parts(parts(out_dir), [name]).column(name)
+    return read_rows(out_dir, [name]).column(name)
 
 
 def write_part(out_dir: str, table: pa.Table, record: dict) -> str:
-    """Writes one chunk's rows atomically, with the run's record in the file metadata."""
+    """Writes one chunk's rows atomically, with the run's record in the file metadata and
+    page checksums that every read verifies."""
     table = table.replace_schema_metadata({b"sweep": json.dumps(record, sort_keys=True).encode()})
     path = os.path.join(out_dir, f"part-{uuid.uuid4().hex[:16]}.parquet")
     _write_atomic(path, lambda tmp: _write_synced(table, tmp))
@@ -292,7 +381,7 @@ def write_part(out_dir: str, table: pa.Table, record: dict) -> str:
 def _write_synced(table: pa.Table, path: str) -> None:
     # On disk before the rename, so a power cut cannot leave a truncated part behind.
     with open(path, "wb") as f:
-        pq.write_table(table, f)
+        pq.write_table(table, f, write_page_checksum=True)
         f.flush()
         os.fsync(f.fileno())
 
@@ -303,12 +392,8 @@ def load(out_dir: str, where: dict | None = None) -> pd.DataFrame:
     where: {column: value} filters applied while reading each part, so a slice of a huge
     sweep never loads the rest.
     """
-    read_manifest(out_dir)
-    files = parts(out_dir)
-    if not files:
-        return SCHEMA.empty_table().to_pandas()
     filters = [(column, "==", value) for column, value in (where or {}).items()] or None
-    table = read_parts(files, filters=filters)
+    table = read_rows(out_dir, filters=filters)
     # Integer columns with nulls (overflow_layer, underflow_layer) come back as float64 NaN;
     # so do boolean ones (the train columns of a sweep without [train]), not as objects.
     for index, field in enumerate(table.schema):

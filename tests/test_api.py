@@ -86,7 +86,7 @@ def test_nan_stays_nan_through_the_store(tmp_path):
         log10_forward_gain=[float("nan")],
         log10_jac_sv_min=[float("-inf")],
     )
-    store.write_part(out, pa.table(row, schema=store.SCHEMA), {})
+    store.write_part(out, pa.table(row, schema=store.SCHEMA), store.manifest(spec.to_dict(), 0))
     frame = sweep.load(out)
     assert frame["log10_forward_gain"].dtype == np.float64 and np.isnan(
         frame["log10_forward_gain"].iloc[0]

@@ -43,7 +43,7 @@ def test_nan_survives_the_round_trip(tmp_path):
         log10_jac_sv_max=[math.nan],
     )
     table = pa.table(columns, schema=store.SCHEMA)
-    path = store.write_part(str(tmp_path), table, {"spec": SPEC})
+    path = store.write_part(str(tmp_path), table, store.manifest(SPEC, 0))
     raw = pq.read_table(path)
     assert raw.column("log10_forward_gain").null_count == 0  # NaN, not null
     assert raw.column("log10_jac_sv_min").null_count == 1  # a real null stays null
