@@ -72,15 +72,18 @@ class Dense:
     """The plain layer: h_l = sigma_w Ŵ_l a_{l-1} + sigma_b b̂_l, a_l = phi(h_l)."""
 
     def draw(self, keys, layer, program) -> Weights:
-        """Ŵ_l, b̂_l of layer `layer` (1-based) from keys (network.Keys)."""
-        dtype = jnp.dtype(program.dtype)
+        """Ŵ_l, b̂_l of layer `layer` (1-based) from keys (network.Keys). They are drawn in
+        float32 and rounded to the spec's dtype, so the float16, bfloat16, float32 and
+        float64 runs of a config are the same network, rounded."""
         sample = select(
             program.inits,
             keys.init_index,
-            lambda name: lambda key: inits.get(name)(key, program.width, dtype),
+            lambda name: lambda key: inits.get(name)(key, program.width, jnp.float32),
         )
-        w_hat = sample(jax.random.fold_in(keys.weight, layer))
-        b_hat = jax.random.normal(jax.random.fold_in(keys.bias, layer), (program.width,), dtype)
+        dtype = jnp.dtype(program.dtype)
+        w_hat = sample(jax.random.fold_in(keys.weight, layer)).astype(dtype)
+        bias_key = jax.random.fold_in(keys.bias, layer)
+        b_hat = jax.random.normal(bias_key, (program.width,), jnp.float32).astype(dtype)
         return Weights(w_hat, b_hat)
 
     def forward(

@@ -42,7 +42,7 @@ def assert_same_rows(a: pd.DataFrame, b: pd.DataFrame, columns=METRICS) -> None:
             np.testing.assert_allclose(
                 left, right, rtol=FLOAT64_RTOL, atol=FLOAT64_RTOL, err_msg=column
             )
-        elif left.dtype == np.float64 and column.startswith("log10"):
+        elif left.dtype == np.float64:
             np.testing.assert_allclose(
                 left, right, rtol=FLOAT64_RTOL, atol=FLOAT64_RTOL, err_msg=column
             )

@@ -211,6 +211,17 @@ def test_a_full_disk_names_the_file(tmp_path, capsys, monkeypatch):
     assert f"{out}/part-" in err and "No space left" in err and err.count("\n") == 1
 
 
+def test_every_dtype_of_a_seed_is_the_same_network_rounded(run_sweep):
+    axes = {"depth": [6], "sigma_w": [0.9, 1.3], "width": [16], "activation": ["tanh"]}
+    rows = {
+        dtype: run_sweep(axes, {"dtype": dtype}).set_index("sigma_w")["log10_forward_gain"]
+        for dtype in ("float64", "float32", "bfloat16")
+    }
+    # float32 rounding over 6 layers of width 16: ~1e-6; bfloat16's 8 bits: ~1e-2.
+    np.testing.assert_allclose(rows["float32"], rows["float64"], atol=1e-5)
+    np.testing.assert_allclose(rows["bfloat16"], rows["float64"], atol=0.05)
+
+
 # --- signals and pipes --------------------------------------------------------------------
 
 

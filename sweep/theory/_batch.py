@@ -16,7 +16,9 @@ import numpy as np
 
 from sweep import activations
 
-CHUNK = 1024  # configs per vmapped chunk
+# Configs per compiled call, always: one program whatever a call holds, so a config's
+# numbers never depend on which others share its call (a results chunk, a resume).
+CHUNK = 128
 
 
 @functools.cache
@@ -42,9 +44,10 @@ def broadcast_call(core, activation, *args, closed_form=True, block=CHUNK):
     """Broadcast args to one shape S, run the vmapped core on them flat, reshape to S.
 
     Concrete inputs are deduplicated, then go through one compiled function of a fixed
-    batch size (8 for up to 8 distinct configs, else `block`), called once per block of
-    configs (padded by repeating the last config), so no new input size ever recompiles,
-    and each block's loops stop when its own configs converge. Traced inputs (under an
+    batch size `block`, called once per block of configs (padded by repeating the last
+    config), so no new input size ever recompiles, a config's result does not depend on
+    its companions (a converged config's loop state is frozen while others iterate), and
+    each block's loops stop when its own configs converge. Traced inputs (under an
     outer jit/vmap) are mapped in the trace with lax.map in blocks instead. Call it
     inside a float64 scope (sweep.precision.x64).
     """
@@ -58,7 +61,7 @@ def broadcast_call(core, activation, *args, closed_form=True, block=CHUNK):
         columns = np.stack([np.asarray(a).reshape(-1) for a in arrays], axis=1)
         distinct, inverse = unique_rows(columns)
         count = distinct.shape[0]
-        width = 8 if count <= 8 else block
+        width = block
         padded = max(-(-count // width), 1) * width
         flat = (
             np.pad(distinct, ((0, padded - count), (0, 0)), mode="edge")

@@ -143,9 +143,9 @@ def log10_backward_gain(
         return rows, slot, depth[rows]
 
     def blocks(p):
-        """p in blocks of a compiled width (8, 128 or `block`: few compiles, and stragglers
-        near criticality do not pay for `block` lanes), padded with p's last entry."""
-        width = min(block, 8 if p.size <= 8 else 128 if p.size <= 128 else block)
+        """p in blocks of the one compiled width `block`, padded with p's last entry: a
+        pair's numbers never depend on the others in its call."""
+        width = block
         for i in range(0, p.size, width):
             part = p[i : i + width]
             yield part, np.pad(part, (0, width - part.size), mode="edge")
