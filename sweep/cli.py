@@ -39,9 +39,21 @@ def _shard(text):
     if text == "auto":
         import jax
 
+        # The cluster comes from the environment (SLURM, Open MPI, TPU pods), or explicitly
+        # from JAX_COORDINATOR_ADDRESS, JAX_NUM_PROCESSES and JAX_PROCESS_ID.
+        explicit = {}
+        if "JAX_NUM_PROCESSES" in os.environ or "JAX_PROCESS_ID" in os.environ:
+            try:
+                explicit = {
+                    "num_processes": int(os.environ["JAX_NUM_PROCESSES"]),
+                    "process_id": int(os.environ["JAX_PROCESS_ID"]),
+                }
+            except (KeyError, ValueError):
+                raise argparse.ArgumentTypeError(
+                    "auto: JAX_NUM_PROCESSES and JAX_PROCESS_ID must both be integers"
+                ) from None
         try:
-            # finds the cluster (SLURM, TPU pods, ...) from the environment
-            jax.distributed.initialize()
+            jax.distributed.initialize(**explicit)
         except Exception as err:  # noqa: BLE001  any failure is one line for the user
             raise argparse.ArgumentTypeError(
                 f"auto needs a jax.distributed cluster: {err}".splitlines()[0]

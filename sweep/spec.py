@@ -45,7 +45,9 @@ RANGE_KEYS = ranges.RANGE_KEYS
 # Axes that differ between configs of one family; everything else is shared by a family.
 FAMILY_AXES = ("width", "init", "activation", "seed", "sigma_w", "sigma_b")
 MAX_SEED = 2**31 - 1
-MAX_DEPTH, MAX_WIDTH, MAX_CONFIGS = 10**6, 2**16, 10**9
+MAX_DEPTH, MAX_WIDTH = 10**6, 2**16
+# The config table costs ~170 bytes per config on the host: 2e7 configs is ~3.4 GB.
+MAX_CONFIGS = 2 * 10**7
 MAX_AXIS_LENGTH = ranges.MAX_AXIS_LENGTH
 MAX_BATCH = 2**16
 MAX_TRAIN_STEPS, MAX_TRAIN_BATCH = 10**6, 2**16
@@ -256,16 +258,17 @@ def from_dict(raw: dict[str, Any], default_name: str = "sweep") -> Spec:
                 f"axes.{key} is missing; give a list or a range such as "
                 f"{{start = 1, stop = 10, step = 1}}"
             )
-    axes = {}
+    axes, n_configs = {}, 1
     for key in AXES:
         values = _axis_values(key, axes_raw[key]) if key in axes_raw else AXIS_DEFAULTS[key]
         axes[key] = _validate_axis(key, values)
-
-    n_configs = math.prod(len(v) for v in axes.values())
+        n_configs *= len(axes[key])
+        if n_configs > MAX_CONFIGS:  # refused as soon as known, before the other axes
+            break
     if n_configs > MAX_CONFIGS:
         raise SpecError(
-            f"axes: {n_configs:,} configs is more than {MAX_CONFIGS:,}; split the sweep with "
-            "--shard or smaller axes"
+            f"axes: {n_configs:,} configs or more is more than {MAX_CONFIGS:,}; split it into "
+            "several specs, or use smaller axes"
         )
 
     settings = raw.get("settings", {})

@@ -304,3 +304,65 @@ def test_runs_killed_at_random_resume_to_the_uninterrupted_rows(tmp_path):
     assert list(a.index) == list(b.index)
     for column in ("log10_forward_gain", "log10_backward_gain", "log10_jac_sv_min", "status"):
         np.testing.assert_array_equal(a[column].to_numpy(), b[column].to_numpy(), err_msg=column)
+
+
+def test_two_processes_of_one_jax_distributed_cluster_share_a_sweep(tmp_path):
+    """`--shard auto` with 2 CPU processes on the loopback, one coordinator: their union is
+    the single-process run, row for row."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    spec_path = tmp_path / "spec.toml"
+    spec_path.write_text(
+        "[axes]\ndepth = [1, 3]\nsigma_w = [0.6, 0.9, 1.2, 1.5]\nsigma_b = [0.0, 0.1]\n"
+        "width = [4]\nseed = [0, 1]\n"
+    )
+    out = tmp_path / "shared"
+    code = "import sys; from sweep.console import main; sys.argv[0] = 'sweep'; main()"
+    processes = []
+    for process_id in range(2):
+        env = {
+            **os.environ,
+            "SWEEP_CACHE_DIR": "",
+            "JAX_PLATFORMS": "cpu",
+            "JAX_COORDINATOR_ADDRESS": f"127.0.0.1:{port}",
+            "JAX_COORDINATOR_BIND_ADDRESS": f"127.0.0.1:{port}",
+            "JAX_NUM_PROCESSES": "2",
+            "JAX_PROCESS_ID": str(process_id),
+        }
+        args = ["run", str(spec_path), "--out", str(out), "--shard", "auto", "--quiet"]
+        processes.append(
+            subprocess.Popen(
+                [sys.executable, "-c", code, *args],
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+        )
+    results = [p.communicate(timeout=300) for p in processes]
+    assert [p.returncode for p in processes] == [0, 0], [r[1][-2000:] for r in results]
+    assert os.path.exists(out / ".lock-0-of-2") and os.path.exists(out / ".lock-1-of-2")
+    together = store.load(str(out)).set_index("config_id").sort_index()
+    alone = api.run(spec.load(str(spec_path)), str(tmp_path / "alone"))
+    alone = alone.set_index("config_id").sort_index()
+    assert list(together.index) == list(alone.index)
+    for column in ("log10_forward_gain", "log10_backward_gain", "status"):
+        np.testing.assert_array_equal(together[column], alone[column], err_msg=column)
+
+
+def test_a_huge_grid_is_refused_with_its_size_before_the_table_is_built():
+    start = time.perf_counter()
+    with pytest.raises(spec.SpecError, match="more than 20,000,000") as err:
+        spec.from_dict(
+            {
+                "axes": {
+                    "depth": {"start": 1, "stop": 100_000, "step": 1},
+                    "sigma_w": {"start": 0.5, "stop": 2.0, "num": 100_000},
+                    "width": [2],
+                }
+            }
+        )
+    assert "\n" not in str(err.value) and time.perf_counter() - start < 10
