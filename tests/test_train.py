@@ -289,7 +289,7 @@ def test_learning_rate_axis_rows_equal_single_rate_sweeps(tmp_path):
     assert (per_config["log10_backward_gain"].nunique() == 1).all() and (
         per_config.size() == 2
     ).all()
-    train_names = [f.name for f in store.TRAIN_FIELDS if f.name != "train_loss_curve"]
+    train_names = [name for name in store.TRAIN_COLUMNS if name != "train_loss_curve"]
     for rate in rates:
         alone = sweep.run(
             {"name": "lr1", "axes": axes, "train": {**train_table, "learning_rate": rate}},
