@@ -286,17 +286,15 @@ def _info(args) -> int:
 
 def _use_compilation_cache() -> None:
     """Keep compiled programs on disk, so a rerun or a resume of the same sweep skips
-    compiling (which dominates small sweeps). SWEEP_CACHE_DIR="" turns it off."""
-    import os
-
-    import jax
+    compiling (which dominates small sweeps); a broken entry is repaired quietly
+    (sweep.compile_cache). SWEEP_CACHE_DIR="" turns it off."""
+    from . import compile_cache
 
     path = os.environ.get(
         "SWEEP_CACHE_DIR", os.path.join(os.path.expanduser("~"), ".cache", "sweep", "jax")
     )
     if path:
-        jax.config.update("jax_compilation_cache_dir", path)
-        jax.config.update("jax_persistent_cache_min_compile_time_secs", 1.0)
+        compile_cache.use(path)
 
 
 def main(argv=None) -> int:

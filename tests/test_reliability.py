@@ -366,3 +366,46 @@ def test_a_huge_grid_is_refused_with_its_size_before_the_table_is_built():
             }
         )
     assert "\n" not in str(err.value) and time.perf_counter() - start < 10
+
+
+def test_a_truncated_compile_cache_entry_is_repaired_quietly(tmp_path):
+    spec_path = tmp_path / "spec.toml"
+    spec_path.write_text("[axes]\ndepth = [1, 2]\nsigma_w = [1.0]\nwidth = [3]\n")
+    code = (
+        "import sys, jax\n"
+        "from sweep import cli, compile_cache\n"
+        "use = compile_cache.use\n"
+        "def use_for_everything(path):\n"
+        "    use(path)\n"
+        "    jax.config.update('jax_persistent_cache_min_compile_time_secs', 0.0)\n"
+        "compile_cache.use = use_for_everything\n"
+        "sys.exit(cli.main(['run', sys.argv[1], '--out', sys.argv[2], '--quiet']))\n"
+    )
+    cache = tmp_path / "cache"
+    env = {**os.environ, "SWEEP_CACHE_DIR": str(cache)}
+
+    def run(out):
+        return subprocess.run(
+            [sys.executable, "-c", code, str(spec_path), str(tmp_path / out)],
+            env=env,
+            capture_output=True,
+            text=True,
+        )
+
+    assert run("a").returncode == 0
+    entries = glob.glob(str(cache / "*-cache"))
+    assert entries
+    for entry in entries:  # a disk that filled up mid-write
+        with open(entry, "r+b") as f:
+            f.truncate(100)
+    second = run("b")
+    assert second.returncode == 0 and "cache" not in second.stderr, second.stderr
+    assert all(os.path.getsize(entry) > 100 for entry in glob.glob(str(cache / "*-cache")))
+
+
+def test_an_empty_out_is_refused(tmp_path, capsys, monkeypatch):
+    spec_path = tmp_path / "spec.toml"
+    spec_path.write_text("[axes]\ndepth = [1]\nsigma_w = [1.0]\nwidth = [2]\n")
+    monkeypatch.chdir(tmp_path)
+    assert cli.main(["run", str(spec_path), "--out", ""]) == 2
+    assert "--out" in capsys.readouterr().err and not os.path.exists(tmp_path / "results")
