@@ -4,6 +4,8 @@ import numpy as np
 import pytest
 from helpers import METRICS, assert_same_rows, count_compilations
 
+from sweep import store
+
 AXES = {
     "depth": [3, 7, 12],
     "sigma_w": [0.8, 1.0, 1.3],
@@ -28,15 +30,7 @@ def test_one_row_per_config_with_stable_ids(reference):
     assert (reference["config_id"].str.len() == 16).all()
 
 
-THEORY = [
-    "theory_q_star",
-    "theory_chi1",
-    "theory_c_star",
-    "theory_xi_c",
-    "theory_xi_q",
-    "theory_log10_backward_gain",
-    "theory_phase",
-]
+THEORY = [name for name in store.SCHEMA.names if name.startswith("theory_")]
 
 
 @pytest.mark.parametrize("chunk_size", [1, 1000], ids=["chunk1", "chunk1000"])
