@@ -149,11 +149,11 @@ def plan(
     for key, group in buckets:
         width, init, activation, seed = int(key[0]), key[1], key[2], int(key[3])
         positions = buckets.indices[key]
-        if independent:
-            by_depth = _by_depth_group(sweep, group["depth"].to_numpy(np.int64), positions)
-        else:
-            by_depth = [(tuple(sweep.axes["depth"]), positions)]
-        for depths, members in by_depth:
+        unit_depths = group["depth"].to_numpy(np.int64)
+        for depths in bucket_depths(sweep):
+            members = positions[np.isin(unit_depths, depths)] if independent else positions
+            if not len(members):
+                continue
             bucket = Bucket(width, init, activation, seed, depths)
             program = program_of(sweep, bucket)
             chunks += chunks_of(
@@ -168,22 +168,18 @@ def plan(
     return chunks
 
 
-def _by_depth_group(sweep, unit_depths: np.ndarray, positions: np.ndarray):
-    """Independent draws: a bucket's units split by the depth groups of the sweep's depths."""
-    out = []
-    for depths in depth_groups(tuple(sweep.axes["depth"]), INDEPENDENT_DEPTH_GROUPS):
-        inside = np.isin(unit_depths, depths)
-        if inside.any():
-            out.append((depths, positions[inside]))
-    return out
+def bucket_depths(sweep: spec_module.Spec) -> list[tuple[int, ...]]:
+    """The measured depths of each bucket: all of them with shared draws (one family is
+    every depth); with independent draws a few depth groups, each run to its deepest."""
+    depths = tuple(sweep.axes["depth"])
+    if sweep.draws == "independent":
+        return depth_groups(depths, INDEPENDENT_DEPTH_GROUPS)
+    return [depths]
 
 
 def programs(sweep: spec_module.Spec) -> list[network.Program]:
     """Every program the sweep compiles, at most (one per width and depth group)."""
-    if sweep.draws == "independent":
-        groups = depth_groups(tuple(sweep.axes["depth"]), INDEPENDENT_DEPTH_GROUPS)
-    else:
-        groups = [tuple(sweep.axes["depth"])]
+    groups = bucket_depths(sweep)
     init, activation, seed = sweep.axes["init"][0], sweep.axes["activation"][0], 0
     return [
         program_of(sweep, Bucket(width, init, activation, seed, depths))
