@@ -45,9 +45,20 @@ def deferred():
 
 
 def install() -> None:
-    """Handle SIGINT and SIGTERM with `handler` (the main thread only)."""
+    """Handle SIGINT and SIGTERM with `handler` (the main thread only). An Interrupted
+    that a callback swallows is not printed as "Exception ignored": it is recorded, and
+    `check` raises it again between chunks."""
+    import sys
+
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, handler)
+    default = sys.unraisablehook
+
+    def unraisable(report):
+        if not isinstance(report.exc_value, Interrupted):
+            default(report)
+
+    sys.unraisablehook = unraisable
 
 
 def check() -> None:
