@@ -130,7 +130,7 @@ def _rows(directory: str):
     return frame.set_index("config_id").sort_index()
 
 
-def _float_close(a, b, rtol: float):
+def _float_close(a, b, rtol: float, atol: float = 0.0):
     import numpy as np
 
     a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
@@ -138,7 +138,7 @@ def _float_close(a, b, rtol: float):
         return False
     same = (a == b) | (np.isnan(a) & np.isnan(b))
     with np.errstate(invalid="ignore"):
-        close = np.abs(a - b) <= rtol * np.maximum(np.abs(a), np.abs(b))
+        close = np.abs(a - b) <= rtol * np.maximum(np.abs(a), np.abs(b)) + atol
     return bool(np.all(same | close))
 
 
@@ -168,6 +168,12 @@ def bit_differences(old: str, new: str) -> tuple[int, int, float]:
     return total, differ, worst
 
 
+# log10 of the Jacobian's extremes: also equal when within 1e-14 (sigma to 2.3e-14
+# relative). Near sigma = 1 a relative bound on the log is meaningless, and a change of
+# solver (issue 12: eigvalsh -> tridiagonal bisection) moves sigma by float64 ulps.
+SV_ATOL = 1e-14
+
+
 def compare_dirs(old: str, new: str, rtol: float = 1e-12) -> list[str]:
     """Differences between two results directories, one line each (empty: the same rows)."""
     import numpy as np
@@ -190,12 +196,13 @@ def compare_dirs(old: str, new: str, rtol: float = 1e-12) -> list[str]:
         if isinstance(sample, (list, np.ndarray)):
             bad = [i for i, (u, v) in enumerate(zip(x, y)) if not _lists_close(u, v, rtol)]
         elif x.dtype.kind == "f" or isinstance(sample, float):
+            atol = SV_ATOL if column.startswith("log10_jac_sv") else 0.0
             ok = np.asarray(
-                [_float_close([u], [v], rtol) for u, v in zip(x, y)]
+                [_float_close([u], [v], rtol, atol) for u, v in zip(x, y)]
                 if x.dtype == object
-                else [_float_close(x, y, rtol)] * len(x)
+                else [_float_close(x, y, rtol, atol)] * len(x)
             )
-            bad = [] if ok.all() else _bad_floats(x, y, rtol)
+            bad = [] if ok.all() else _bad_floats(x, y, rtol, atol)
         else:
             bad = [i for i, (u, v) in enumerate(zip(x, y)) if not _equal(u, v)]
         if bad:
@@ -220,8 +227,8 @@ def _lists_close(u, v, rtol: float) -> bool:
     return _float_close(u, v, rtol)
 
 
-def _bad_floats(x, y, rtol: float) -> list[int]:
-    return [i for i, (u, v) in enumerate(zip(x, y)) if not _float_close([u], [v], rtol)]
+def _bad_floats(x, y, rtol: float, atol: float = 0.0) -> list[int]:
+    return [i for i, (u, v) in enumerate(zip(x, y)) if not _float_close([u], [v], rtol, atol)]
 
 
 def main() -> int:

@@ -2,7 +2,11 @@
 
 The benchmark sweep is gaussian init, tanh, sigma_b^2 = 0.05, 64 values of sigma_w^2 in
 [1, 4], depths 1..128, width 64, 4 seeds, probe batch 8: 32,768 configs. It measures
-- the engine end to end (compile and Parquet writing included), in configs/s;
+- the engine end to end (compile and Parquet writing included), in configs/s, on this
+  sigma-heavy sweep and on a seed-heavy one of the same size (4 sigma_w x 64 seeds);
+- the naive jit(vmap) peer (bench_naive: one jit(vmap) per depth over every (sigma_w,
+  seed), float32, jax.grad, jax.jacfwd and svd, compile included), timed at a few depths
+  and interpolated, and checked against the engine within float32 rounding;
 - a per-config JAX loop computing the same metrics with the same one-config functions
   (network.family_one with one family and one depth), jitted once per shape with compile
   excluded, timed on a random subsample and extrapolated; the bench checks that it gives
@@ -33,7 +37,7 @@ import numpy as np
 import pandas as pd
 from jax import monitoring
 
-from . import api, engine, plan, precision, spec, store
+from . import api, bench_naive, engine, plan, precision, spec, store
 
 COMPILE_SECONDS = {"total": 0.0}
 
@@ -46,9 +50,15 @@ def _count_compile(name, duration, **kwargs):
 monitoring.register_event_duration_secs_listener(_count_compile)
 
 
-def benchmark_spec(quick: bool) -> spec.Spec:
-    """The benchmark sweep (module docstring); quick: a small one for the test suite."""
-    sigma_w2 = np.linspace(1.0, 4.0, 8 if quick else 64)
+def benchmark_spec(quick: bool, seed_heavy: bool = False) -> spec.Spec:
+    """The benchmark sweep (module docstring); quick: a small one for the test suite.
+    seed_heavy: the same number of families and depths with the sigma and seed counts
+    swapped (4 sigma_w x 64 seeds; quick: 2 x 8), the shape of a study of statistics over
+    random networks."""
+    n_sigma, n_seeds = (8, 2) if quick else (64, 4)
+    if seed_heavy:
+        n_sigma, n_seeds = (2, 8) if quick else (4, 64)
+    sigma_w2 = np.linspace(1.0, 4.0, n_sigma)
     axes = {
         "depth": {"start": 1, "stop": 16 if quick else 128, "step": 1},
         "sigma_w": [float(math.sqrt(v)) for v in sigma_w2],
@@ -56,11 +66,10 @@ def benchmark_spec(quick: bool) -> spec.Spec:
         "width": [16 if quick else 64],
         "init": ["gaussian"],
         "activation": ["tanh"],
-        "seed": [0, 1] if quick else [0, 1, 2, 3],
+        "seed": list(range(n_seeds)),
     }
-    return spec.from_dict(
-        {"name": "bench-quick" if quick else "bench", "axes": axes, "settings": {"batch": 8}}
-    )
+    name = ("bench-quick" if quick else "bench") + ("-seeds" if seed_heavy else "")
+    return spec.from_dict({"name": name, "axes": axes, "settings": {"batch": 8}})
 
 
 def gemm_peak_flops(size: int = 2048, repeats: int = 5) -> float:
@@ -80,10 +89,17 @@ def gemm_peak_flops(size: int = 2048, repeats: int = 5) -> float:
 def one_config_chunk(sweep: spec.Spec, row) -> plan.Chunk:
     """A chunk of one config (a row of the config table): one family measured at one depth,
     with a program of its own init and activation."""
-    bucket = plan.Bucket(row.width, row.init, row.activation, row.seed, (row.depth,))
+    bucket = plan.Bucket(row.width, row.init, row.activation, (row.depth,))
     program = plan.program_of(sweep, bucket)
     program = dataclasses.replace(program, inits=(row.init,), activations=(row.activation,))
-    units = pd.DataFrame({"sigma_w": [row.sigma_w], "sigma_b": [row.sigma_b], "depth": [row.depth]})
+    units = pd.DataFrame(
+        {
+            "seed": [row.seed],
+            "sigma_w": [row.sigma_w],
+            "sigma_b": [row.sigma_b],
+            "depth": [row.depth],
+        }
+    )
     return plan.chunks_of(sweep, bucket, program, units, [np.array([row.config_id])], 1)[0]
 
 
@@ -173,20 +189,33 @@ def run(
     subsample: int | None = None,
     out_json: str | None = None,
     root_seed: int = 0,
+    say=lambda line: None,
 ) -> dict:
-    """Runs the benchmark in this process and returns its figures (written to out_json if given)."""
+    """Runs the benchmark in this process and returns its figures (written to out_json if
+    given); say(line) is told each phase as it starts."""
     sweep = benchmark_spec(quick)
     configs = sweep.configs()
     subsample = subsample or (12 if quick else 200)
     peak = gemm_peak_flops(1024 if quick else 2048)
 
-    with tempfile.TemporaryDirectory() as tmp:
-        COMPILE_SECONDS["total"] = 0.0
-        start = time.perf_counter()
-        out = api.execute(sweep, os.path.join(tmp, "bench"), root_seed=root_seed)
-        engine_seconds = time.perf_counter() - start
-        compile_seconds = COMPILE_SECONDS["total"]
-        frame = store.load(out)
+    def engine_run(sweep, name):
+        with tempfile.TemporaryDirectory() as tmp:
+            COMPILE_SECONDS["total"] = 0.0
+            start = time.perf_counter()
+            out = api.execute(sweep, os.path.join(tmp, name), root_seed=root_seed)
+            seconds = time.perf_counter() - start
+            return seconds, COMPILE_SECONDS["total"], store.load(out)
+
+    say("engine, sigma-heavy sweep ...")
+    engine_seconds, compile_seconds, frame = engine_run(sweep, "bench")
+    say(f"  {engine_seconds:.1f} s; engine, seed-heavy sweep ...")
+    seed_sweep = benchmark_spec(quick, seed_heavy=True)
+    seed_seconds, _, _ = engine_run(seed_sweep, "seeds")
+    say(f"  {seed_seconds:.1f} s; naive jit(vmap) peer ...")
+    naive = bench_naive.estimate(
+        sweep, configs, frame, plan.programs(sweep)[0], root_seed, 2 if quick else 6
+    )
+    say(f"  about {naive['naive_seconds']:.0f} s; per-config JAX loop ...")
 
     picked = configs.sample(n=min(subsample, len(configs)), random_state=np.random.default_rng(0))
     loop_seconds, loop_gains = per_config_loop(sweep, picked, root_seed)
@@ -198,6 +227,7 @@ def run(
     if not max_difference <= 1e-9:
         raise AssertionError(f"per-config loop disagrees with the engine by {max_difference:g}")
 
+    say("PyTorch loop ...")
     torch_figures = torch_loop(sweep, picked, frame, root_seed)
 
     n_configs = len(configs)
@@ -214,6 +244,12 @@ def run(
         "engine_seconds": engine_seconds,
         "compile_seconds": compile_seconds,
         "engine_cfg_per_s": n_configs / engine_seconds,
+        "seed_heavy_configs": len(seed_sweep.configs()),
+        "seed_heavy_seconds": seed_seconds,
+        "seed_heavy_cfg_per_s": len(seed_sweep.configs()) / seed_seconds,
+        **naive,
+        "naive_vmap_cfg_per_s": n_configs / naive["naive_seconds"],
+        "naive_vmap_speedup": naive["naive_seconds"] / engine_seconds,
         "jax_loop_cfg_per_s": 1 / loop_per_config,
         "jax_loop_subsample": len(picked),
         "jax_loop_speedup": loop_per_config * n_configs / engine_seconds,
@@ -275,6 +311,22 @@ def format_report(figures: dict) -> str:
             f"{figures['jax_loop_cfg_per_s']:.1f} configs/s (on {figures['jax_loop_subsample']})",
         ),
         ("engine / JAX loop", f"{figures['jax_loop_speedup']:.1f}x"),
+        (
+            "seed-heavy sweep",
+            f"{figures['seed_heavy_seconds']:.1f} s, {figures['seed_heavy_cfg_per_s']:.0f} "
+            f"configs/s ({figures['seed_heavy_configs']} configs)",
+        ),
+        (
+            "naive jit(vmap) peer",
+            f"{figures['naive_vmap_cfg_per_s']:.1f} configs/s (float32, compile included; "
+            f"timed at depths {figures['naive_timed_depths']}, interpolated)",
+        ),
+        ("engine / naive peer", f"{figures['naive_vmap_speedup']:.1f}x"),
+        (
+            "  agreement",
+            f"max |diff| {figures['naive_max_difference']:.1e} (log10), "
+            f"{100 * figures['naive_tolerance_used']:.0f}% of the float32 tolerance",
+        ),
         *_torch_rows(figures),
         ("GEMM peak (float32)", f"{figures['gemm_peak_gflops']:.1f} GFLOP/s"),
         (
@@ -290,6 +342,8 @@ def format_report(figures: dict) -> str:
         f"bench: engine_cfg_per_s={figures['engine_cfg_per_s']:.1f} "
         f"jax_loop_speedup={figures['jax_loop_speedup']:.2f} "
         f"torch_speedup={torch} peak_fraction={figures['peak_fraction']:.4f} "
-        f"peak_rss_mb={figures['peak_rss_mb']:.0f}"
+        f"peak_rss_mb={figures['peak_rss_mb']:.0f} "
+        f"naive_vmap_speedup={figures['naive_vmap_speedup']:.2f} "
+        f"seed_heavy_cfg_per_s={figures['seed_heavy_cfg_per_s']:.1f}"
     )
     return "\n".join(lines)

@@ -33,11 +33,10 @@ import numpy as np
 import torch
 
 from . import network
+from .agreement import BACKWARD, EPS32, FORWARD, SAFETY, difference, tolerances  # noqa: F401
 
 ACTIVATIONS = {"linear": lambda x: x, "relu": torch.relu, "tanh": torch.tanh}
 DTYPE = torch.float64
-EPS32 = 2.0**-24  # float32 unit roundoff
-SAFETY = 16.0  # c in the tolerance: see tolerances
 
 
 def inputs(program: network.Program, seed: int, root_seed: int) -> dict[str, torch.Tensor]:
@@ -121,53 +120,3 @@ def metrics(
         "log10_jac_sv_min": sv_min,
         "kappa": float(kappa),
     }
-
-
-def tolerances(m: dict, depth: int) -> tuple[float, float]:
-    """(forward, backward) agreement tolerances in log10 units between the engine (float32
-    arithmetic, float64 log bookkeeping) and this float64 reference, for one config.
-
-    The engine's error is float32 rounding, a few EPS32 relative per layer (one matmul, phi,
-    a renormalisation), amplified on its way to the output by at most about G = max(1,
-    sigma_max(J)), the Jacobian's largest growth: relative error c·EPS32·G·L for the forward
-    metrics (activation norms, forward gain). The backward metrics (gradient norms, backward
-    gain, singular values) also see phi' in float32: tanh' = 1 - tanh² there has an absolute
-    error of up to 8.7 EPS32 (measured on XLA:CPU over |x| <= 12; tanh itself is within
-    4.4 EPS32), a relative error of that over |phi'|. It multiplies J and the cotangents
-    through D_l, so every singular value and gradient norm moves by at most
-    Σ_l max_{B,N} |relative error of phi'_l| <= c·EPS32·kappa: relative error
-    c·EPS32·(G·L + kappa) in all. A relative error r is at most -log10(1 - r) in log10;
-    r >= 1 means float32 fixes no digit of the metric (a deep chaotic net, or a phi' that
-    float32 rounds to 0) and the tolerance is infinite.
-    c = SAFETY = 16, about twice tanh's 8.7. Measured on the bench's grids (tanh, widths
-    16 and 64, depths 1..128), the worst difference needed c = 3.1 (sv_min, through kappa),
-    the forward metrics c = 0.7.
-    """
-    growth = max(1.0, 10.0 ** m["log10_jac_sv_max"]) * depth
-    as_log10 = lambda r: -math.log10(1 - r) if r < 1 else math.inf  # noqa: E731
-    return as_log10(SAFETY * EPS32 * growth), as_log10(SAFETY * EPS32 * (growth + m["kappa"]))
-
-
-FORWARD = ("log10_act_norm", "log10_forward_gain")
-BACKWARD = ("log10_grad_norm", "log10_backward_gain", "log10_jac_sv_max", "log10_jac_sv_min")
-
-
-def difference(m: dict, row) -> tuple[float, float, bool]:
-    """How m (from `metrics`) differs from the engine's row (a mapping with the store's
-    metric columns) over the metrics float32 determines (finite tolerance).
-
-    Returns (largest |difference| in log10, largest |difference| / tolerance, whether the
-    backward metrics were checked). Equal infinities are no difference; a NaN is infinite.
-    """
-    forward, backward = tolerances(m, len(m["log10_grad_norm"]))
-    worst, fraction = 0.0, 0.0
-    for names, tol in ((FORWARD, forward), (BACKWARD, backward)):
-        if math.isinf(tol):
-            continue
-        for name in names:
-            ours, theirs = np.atleast_1d(m[name]), np.atleast_1d(np.asarray(row[name], np.float64))
-            with np.errstate(invalid="ignore"):  # -inf - -inf: equal, no difference
-                diff = np.where(ours == theirs, 0.0, np.abs(ours - theirs))
-            diff = float(np.max(np.nan_to_num(diff, nan=math.inf)))
-            worst, fraction = max(worst, diff), max(fraction, diff / tol)
-    return worst, fraction, not math.isinf(backward)

@@ -194,7 +194,13 @@ def _bench(args) -> int:
     from . import bench
 
     default = None if args.quick else f"results/bench/{datetime.date.today().isoformat()}.json"
-    print(bench.format_report(bench.run(args.quick, args.subsample, args.json or default)))
+    figures = bench.run(
+        args.quick,
+        args.subsample,
+        args.json or default,
+        say=lambda line: print(line, file=sys.stderr, flush=True),
+    )
+    print(bench.format_report(figures))
     return 0
 
 

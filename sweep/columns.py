@@ -23,24 +23,25 @@ class Rows(NamedTuple):
     """Where each row of a chunk comes from: unit-major, then depth, then learning rate."""
 
     depth: np.ndarray  # (R,) int64
-    unit: np.ndarray  # (R,) the unit (family) in the chunk
+    unit: np.ndarray  # (R,) the unit (family) slot in the chunk, 0..F-1
     measured: np.ndarray  # (R,) the (unit, depth) in the chunk's F x S measurements
     learning_rate: np.ndarray  # (R,) each row's rate; None without [train]
 
 
 def chunk_rows(chunk: plan.Chunk) -> Rows:
     """The rows of a chunk's valid units."""
-    n_units, n_rates = chunk.n_valid, len(chunk.learning_rates)
+    n_rates = len(chunk.learning_rates)
     unit_depths = np.broadcast_to(chunk.depths, (len(chunk.sigma_w), chunk.depths.shape[-1]))
     n_depths = unit_depths.shape[1]
     rates = np.asarray(
         chunk.learning_rates, dtype=object if None in chunk.learning_rates else float
     )
+    measured = (chunk.valid_units[:, None] * n_depths + np.arange(n_depths)).reshape(-1)
     return Rows(
-        depth=np.repeat(unit_depths[:n_units].reshape(-1), n_rates).astype(np.int64),
-        unit=np.repeat(np.arange(n_units), n_depths * n_rates),
-        measured=np.repeat(np.arange(n_units * n_depths), n_rates),
-        learning_rate=np.tile(rates, n_units * n_depths),
+        depth=np.repeat(unit_depths.reshape(-1)[measured], n_rates).astype(np.int64),
+        unit=np.repeat(chunk.valid_units, n_depths * n_rates),
+        measured=np.repeat(measured, n_rates),
+        learning_rate=np.tile(rates, len(measured)),
     )
 
 
@@ -63,11 +64,10 @@ def measurements(chunk: plan.Chunk, rows: Rows, result: dict[str, np.ndarray]) -
     bucket, n_rows = chunk.bucket, len(rows.depth)
     act = result["log10_act_norm"]  # (F, L+1)
     unit, depth = rows.unit, rows.depth
-    one_rate = len(chunk.learning_rates) == 1
 
     def per_row(x):  # (F, S, ...) measurements -> (R, ...); no copy when each is one row
         flat = x.reshape(-1, *x.shape[2:])
-        return flat if one_rate else flat[rows.measured]
+        return flat if len(rows.measured) == len(flat) else flat[rows.measured]
 
     grad = per_row(result["log10_grad_norm"])  # (R, L)
     jac = per_row(result["log10_jac_sv"])  # (R, 2)
@@ -104,7 +104,7 @@ def measurements(chunk: plan.Chunk, rows: Rows, result: dict[str, np.ndarray]) -
         "sigma_b": chunk.sigma_b[unit],
         "init": np.full(n_rows, bucket.init, dtype=object),
         "activation": np.full(n_rows, bucket.activation, dtype=object),
-        "seed": np.full(n_rows, bucket.seed),
+        "seed": chunk.unit_seeds[unit],
         "dtype": np.full(n_rows, chunk.program.dtype, dtype=object),
         "log10_act_norm": store.Ragged.prefixes(act, unit, depth + 1),
         "log10_forward_gain": act[unit, depth] - act[unit, 0],

@@ -9,6 +9,7 @@ arrays (network.Metrics fields), and sweep.columns turns them into rows.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from collections.abc import Callable, Iterator
 from typing import NamedTuple
@@ -48,38 +49,57 @@ DRAWS = {
 @functools.cache
 def compiled(program: network.Program, n_devices: int):
     """The program over n_devices local devices (sweep.devices); jit compiles it once per
-    chunk shape. Arguments: sigma_w, sigma_b (F,), depths ((S,) or (F, S)), unit words
-    (F, 2), seed, root key, init index, activation index."""
+    chunk shape. Arguments: sigma_w, sigma_b (G, F_g), depths ((S,) or (G, F_g, S)), unit
+    words (G, F_g, 2), seeds (G,), root key, init index, activation index; each seed
+    group's units are split over the devices (axis 1), and every device draws the
+    groups' weights."""
     draws = DRAWS[program.draws]
+    program = dataclasses.replace(program, linalg=devices.platform())
 
-    def run(sigma_w, sigma_b, depths, words, seed, root_key, init_index, activation_index):
-        keys = draws.keys(root_key, seed, words, init_index, program)
+    def run(sigma_w, sigma_b, depths, words, seeds, root_key, init_index, activation_index):
+        def group(sigma_w, sigma_b, depths, words, seed):
+            keys = draws.keys(root_key, seed, words, init_index, program)
 
-        def one(scales, keys, depths):
-            return network.family_one(scales, keys, depths, activation_index, program)
+            def one(scales, keys, depths):
+                return network.family_one(scales, keys, depths, activation_index, program)
 
-        batched = jax.vmap(one, in_axes=(0, draws.axis, draws.axis))
-        return batched(blocks.Scales(sigma_w, sigma_b), keys, depths)
+            batched = jax.vmap(one, in_axes=(0, draws.axis, draws.axis))
+            return batched(blocks.Scales(sigma_w, sigma_b), keys, depths)
 
-    split = (True, True, draws.axis == 0, True, False, False, False, False)
-    return devices.sharded_jit(run, n_devices, split), split
+        args = (sigma_w, sigma_b, depths, words, seeds)
+        if sigma_w.shape[0] == 1:  # one group: no batch of one (XLA rounds its dots apart)
+            axes = (0, 0, draws.axis, 0, 0)
+            alone = group(*(a if ax is None else a[0] for a, ax in zip(args, axes)))
+            return jax.tree.map(lambda v: v[None], alone)
+        return jax.vmap(group, in_axes=(0, 0, draws.axis, 0, 0))(*args)
+
+    own_depths = 1 if draws.axis == 0 else None
+    split = (1, 1, own_depths, 1, None, None, None, None)
+    return devices.sharded_jit(run, n_devices, split, out_axis=1), split
 
 
 def evaluate_chunk(chunk: plan.Chunk, root_seed: int) -> dict[str, np.ndarray]:
-    """The chunk's metrics (network.Metrics fields), valid units only: (F, ...) numpy."""
+    """The chunk's metrics (network.Metrics fields), every unit slot: (F, ...) numpy
+    (chunk.valid_units are the real ones)."""
     n_devices = devices.count()
     program, split = compiled(chunk.program, n_devices)
+    groups = chunk.n_groups
+
+    def by_group(values):
+        return np.asarray(values).reshape(groups, -1, *np.shape(values)[1:])
+
+    own_depths = chunk.program.draws == "independent"
     args = [
-        chunk.sigma_w,
-        chunk.sigma_b,
-        chunk.depths,
-        chunk.unit_words,
-        jnp.int32(chunk.bucket.seed),
+        by_group(chunk.sigma_w),
+        by_group(chunk.sigma_b),
+        by_group(chunk.depths) if own_depths else chunk.depths,
+        by_group(chunk.unit_words),
+        chunk.seeds.astype(np.int32),
         jax.random.key(root_seed),
         *(jnp.int32(i) for i in chunk.choice),
     ]
     out = program(*devices.place(args, n_devices, split))
-    return {k: np.asarray(v)[: chunk.n_valid] for k, v in out._asdict().items()}
+    return {k: np.asarray(v).reshape(-1, *v.shape[2:]) for k, v in out._asdict().items()}
 
 
 def evaluate(chunks, root_seed: int) -> Iterator[tuple[plan.Chunk, dict[str, np.ndarray]]]:

@@ -44,7 +44,9 @@ class Program:
       from layer top. Shared draws: a few runs of the measured depths (plan.depth_groups);
       independent draws: one stream per family, from its own depth <= L.
     draws: "shared" or "independent": how the engine batches keys and depths (never read
-      here); block: the architecture, a key of blocks.BLOCKS.
+      here); block: the architecture, a key of blocks.BLOCKS; linalg: the backend whose
+      solver computes the Jacobian's extremes (logspace.LARGEST_SINGULAR_VALUES), set by
+      the engine from the devices it runs on.
     """
 
     width: int
@@ -57,6 +59,7 @@ class Program:
     activations: tuple[str, ...]
     draws: str = "shared"
     block: str = "mlp"
+    linalg: str = "cpu"
 
     @property
     def n_streams(self) -> int:
@@ -130,7 +133,6 @@ class Forward(NamedTuple):
     log_a: jax.Array  # (L+1, B)
     log_norm: jax.Array  # (L+1, B): ln(||a_l|| / sqrt(N)) per probe, exact
     dphi: jax.Array  # (L, B, N): phi'(h_l)
-    log_jac_sv: jax.Array  # (S, 2): ln sigma_max, ln sigma_min of J at each measured depth
     overflow: jax.Array  # (L,): the plain dtype pass gave inf or NaN
     underflow: jax.Array  # (L,): the plain dtype pass gave all zeros
 
@@ -141,49 +143,72 @@ class ForwardCarry(NamedTuple):
     a_hat: jax.Array  # (B, N)
     log_a: jax.Array  # (B,)
     raw: jax.Array  # (B, N): the plain dtype pass
-    jacobian: blocks.Jacobian  # through the current layer
-    kept: blocks.Jacobian  # (S+1, ...): each measured depth's, and a scratch slot
 
 
-def forward_one(scales: blocks.Scales, keys: Keys, depths, activation_index, program) -> Forward:
-    """Forward pass of one family to layer L, in log space, with a plain dtype pass beside
-    it. depths (S,): the measured depths, at which the Jacobian at probe 0 is kept."""
-    block, n_streams = blocks.BLOCKS[program.block], program.n_streams
+def forward_one(scales: blocks.Scales, keys: Keys, activation_index, program) -> Forward:
+    """Forward pass of one family to layer L, in log space, with a plain dtype pass beside it."""
+    block = blocks.BLOCKS[program.block]
     dtype = jnp.dtype(program.dtype)
     x = probe_inputs(keys, program)
     x_hat, log_x, log_norm_x = logspace.normalise(x, jnp.zeros(x.shape[:-1], jnp.float64), dtype)
-    eye = jnp.eye(program.width, dtype=jnp.float64)
-    zero = jnp.zeros((), jnp.float64)
-    start = blocks.Jacobian(eye, zero, eye, zero, jnp.zeros((), bool))
-    kept = jax.tree.map(lambda v: jnp.zeros((n_streams + 1, *v.shape), v.dtype), start)
 
     def step(carry: ForwardCarry, layer):
         weights = block.draw(keys, layer, program)
         out = block.forward(
             carry.a_hat, carry.log_a, carry.raw, scales, weights, activation_index, program
         )
-        jacobian = block.jacobian(carry.jacobian, scales, weights, out.dphi[0])
-        # The slot of the measured depth this layer is, or the scratch slot past the end.
-        here = depths == layer
-        slot = jnp.where(jnp.any(here), jnp.argmax(here), n_streams)
-        kept = jax.tree.map(lambda buffer, v: buffer.at[slot].set(v), carry.kept, jacobian)
-        return ForwardCarry(out.a_hat, out.log_a, out.raw, jacobian, kept), out._replace(raw=None)
+        return ForwardCarry(out.a_hat, out.log_a, out.raw), out._replace(raw=None)
 
     layers = jnp.arange(1, program.n_layers + 1)
-    final, out = jax.lax.scan(step, ForwardCarry(x_hat, log_x, x, start, kept), layers)
-    kept = jax.tree.map(lambda buffer: buffer[:n_streams], final.kept)
-    largest = jax.vmap(logspace.largest_singular_value)
-    sv_max = kept.log_jac + logspace.log(largest(kept.jac_t))
-    sv_min = -(kept.log_inv + logspace.log(largest(kept.inv)))
+    _, out = jax.lax.scan(step, ForwardCarry(x_hat, log_x, x), layers)
     return Forward(
         a_hat=jnp.concatenate([x_hat[None], out.a_hat]),
         log_a=jnp.concatenate([log_x[None], out.log_a]),
         log_norm=jnp.concatenate([log_norm_x[None], out.log_norm]),
         dphi=out.dphi,
-        log_jac_sv=jnp.stack([sv_max, jnp.where(kept.singular, -jnp.inf, sv_min)], axis=-1),
         overflow=out.overflow,
         underflow=out.underflow,
     )
+
+
+def jacobians_one(scales: blocks.Scales, keys: Keys, depths, dphi0, program) -> blocks.Jacobian:
+    """The input-output Jacobian at probe 0 (and its inverse) at each measured depth.
+
+    One scan step per measured depth, each running the layers since the previous one
+    (a loop of run-time length): every kept Jacobian is a scan output, written once, so
+    no (S, N, N) buffer is rewritten per layer. Ŵ_l is drawn again here, as the backward
+    pass does.
+
+    Args:
+      depths: (S,) ascending measured depths; dphi0: (L, N) phi'(h_l) at probe 0.
+    Returns:
+      blocks.Jacobian with a leading (S,) axis.
+    """
+    block = blocks.BLOCKS[program.block]
+    eye = jnp.eye(program.width, dtype=jnp.float64)
+    zero = jnp.zeros((), jnp.float64)
+    start = blocks.Jacobian(eye, zero, eye, zero, jnp.zeros((), bool))
+
+    def layer(index, jacobian):
+        weights = block.draw(keys, index + 1, program)
+        return block.jacobian(jacobian, scales, weights, dphi0[index])
+
+    def segment(carry, depth):
+        jacobian, done = carry
+        jacobian = jax.lax.fori_loop(done, depth, layer, jacobian)
+        return (jacobian, depth), jacobian
+
+    _, kept = jax.lax.scan(segment, (start, jnp.zeros((), depths.dtype)), depths)
+    return kept
+
+
+def jacobian_extremes(kept: blocks.Jacobian, program: Program):
+    """(S, 2): ln sigma_max, ln sigma_min of each kept Jacobian (sigma_min = 1/sigma_max of
+    the inverse; -inf where some layer was singular)."""
+    largest = logspace.LARGEST_SINGULAR_VALUES[program.linalg]
+    sv_max = kept.log_jac + logspace.log(largest(kept.jac_t))
+    sv_min = -(kept.log_inv + logspace.log(largest(kept.inv)))
+    return jnp.stack([sv_max, jnp.where(kept.singular, -jnp.inf, sv_min)], axis=-1)
 
 
 def output_cotangents(a_hat, log_a, keys: Keys, program: Program):
@@ -276,14 +301,15 @@ def family_one(scales: blocks.Scales, keys: Keys, depths, activation_index, prog
       activation_index: which of program.activations (an int32 scalar);
       program: the static Program.
     """
-    fwd = forward_one(scales, keys, depths, activation_index, program)
+    fwd = forward_one(scales, keys, activation_index, program)
+    kept = jacobians_one(scales, keys, depths, fwd.dphi[:, 0], program)
     log_grad, log_gain = backward_one(scales, fwd, keys, depths, program)
     log_act = logspace.log_rms_over_batch(fwd.log_norm)
     return Metrics(
         log10_act_norm=log_act / LN10,
         log10_grad_norm=log_grad / LN10,
         log10_backward_gain=log_gain / LN10,
-        log10_jac_sv=fwd.log_jac_sv / LN10,
+        log10_jac_sv=jacobian_extremes(kept, program) / LN10,
         overflow=fwd.overflow,
         underflow=fwd.underflow,
         dead=jnp.isneginf(log_act[1:]),

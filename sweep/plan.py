@@ -2,13 +2,14 @@
 
 A *unit* of work is a family (every measured depth of one (width, init, activation,
 seed, sigma_w, sigma_b)) when draws are shared, and one config when they are independent.
-A bucket is what a chunk's units share (width, init, activation, seed, dtype, probe
-batch, loss, measured depths). Buckets that differ only in init and activation share one
-compiled program (network.Program names the choices; a chunk picks its own by index), so
-a sweep compiles about once per width. A chunk is up to chunk_units units of one bucket;
-the last chunk of a bucket is padded with copies of its last unit, and the copies are
-dropped. The rows of a chunk, and their config ids, come from the spec's config table:
-nothing here computes an id.
+A bucket is what a chunk's units share (width, init, activation, dtype, probe batch,
+loss, measured depths). A chunk packs several seeds as seed groups (seed_groups): a
+seed-heavy sweep runs as few programs as a sigma-heavy one. Buckets that differ only in
+init and activation share one compiled program (network.Program names the choices; a
+chunk picks its own by index), so a sweep compiles about once per width. Seed groups and
+chunks are padded with copies of real units, and the copies are dropped. The rows of a
+chunk, and their config ids, come from the spec's config table: nothing here computes an
+id.
 
 With independent draws, units are sorted by depth into a few depth groups
 (depth_groups), each a bucket whose program runs to its deepest depth; each config is
@@ -27,14 +28,15 @@ import pandas as pd
 from . import network, spec as spec_module
 
 # Axes that tell a chunk's units apart from other chunks' (a bucket, with the spec's settings).
-BUCKET_AXES = ["width", "init", "activation", "seed"]
+BUCKET_AXES = ["width", "init", "activation"]
 INDEPENDENT_DEPTH_GROUPS = 4
 MIN_UNITS_PER_DEVICE = 2
 
 
 @dataclasses.dataclass(frozen=True)
 class Bucket:
-    """What a chunk's units share, besides their sigmas (and depth, when independent).
+    """What a chunk's units share, besides their seeds and sigmas (and depth, when
+    independent).
 
     depths: the measured depths of the bucket's configs, ascending.
     """
@@ -42,39 +44,56 @@ class Bucket:
     width: int
     init: str
     activation: str
-    seed: int
     depths: tuple[int, ...]
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
 class Chunk:
-    """Up to F units of one bucket, padded to F, and the rows they produce.
+    """F = G x F_g units of one bucket in G seed groups of F_g, and the rows they produce.
+
+    With shared draws each group is one seed's families (their Ŵ_l are drawn once per
+    layer per group, and the G groups' products are one batched matmul); with
+    independent draws G = 1 and the units may have any seeds (each draws its own).
 
     program: the compiled program that runs it; choice: (init index, activation index)
     into program.inits and program.activations.
-    sigma_w, sigma_b: (F,) float64; depths: the measured depths, (S,) shared by every
-    unit or (F, S) each unit's own (independent draws: S = 1); unit_words: (F, 2) uint32,
-    the 64 bits of each unit's first row's config id (its keys, with independent draws).
-    row_ids: (R,) the config ids of the valid units' rows, unit-major, then depth, then
-    learning rate; learning_rates: each (unit, depth) gives one row per rate, (None,)
-    without [train].
+    sigma_w, sigma_b: (F,) float64; unit_seeds: (F,) int64, group-major; depths: the
+    measured depths, (S,) shared by every unit or (F, S) each unit's own (independent
+    draws: S = 1); unit_words: (F, 2) uint32, the 64 bits of each unit's first row's
+    config id (its keys, with independent draws). Groups are padded to F_g, and the chunk
+    to G groups, with copies of a real unit; valid_units: (V,) the positions of the real
+    ones, ascending. row_ids: (R,) the config ids of the valid units' rows, unit-major,
+    then depth, then learning rate; learning_rates: each (unit, depth) gives one row per
+    rate, (None,) without [train].
     """
 
     bucket: Bucket
     program: network.Program
     choice: tuple[int, int]
+    n_groups: int
+    unit_seeds: np.ndarray
     sigma_w: np.ndarray
     sigma_b: np.ndarray
     depths: np.ndarray
     unit_words: np.ndarray
+    valid_units: np.ndarray
     row_ids: np.ndarray
-    n_valid: int
     learning_rates: tuple = (None,)
 
     @property
     def n_rows(self) -> int:
         """Rows the chunk writes: its valid units' (depth, learning rate) pairs."""
         return len(self.row_ids)
+
+    @property
+    def n_valid(self) -> int:
+        """V: the real units."""
+        return len(self.valid_units)
+
+    @property
+    def seeds(self) -> np.ndarray:
+        """(G,) each seed group's seed."""
+        return self.unit_seeds.reshape(self.n_groups, -1)[:, 0]
 
 
 def depth_groups(depths: tuple[int, ...], max_groups: int = 2) -> list[tuple[int, ...]]:
@@ -133,8 +152,8 @@ def plan(
     Args:
       sweep: the spec; configs: rows of the config table (with config_id), every row of
         each unit they touch; units_per_chunk: program -> how many units a chunk of it
-        holds (memory.units_per_chunk); n_devices: chunks hold a whole number of units
-        per device.
+        holds (memory.units_per_chunk); n_devices: each seed group holds a whole number of
+        units per device.
     """
     independent = sweep.draws == "independent"
     unit_axes = list(sweep.unit_axes)
@@ -147,14 +166,14 @@ def plan(
     chunks = []
     buckets = units.groupby(BUCKET_AXES, sort=False)
     for key, group in buckets:
-        width, init, activation, seed = int(key[0]), key[1], key[2], int(key[3])
+        width, init, activation = int(key[0]), key[1], key[2]
         positions = buckets.indices[key]
         unit_depths = group["depth"].to_numpy(np.int64)
         for depths in bucket_depths(sweep):
             members = positions[np.isin(unit_depths, depths)] if independent else positions
             if not len(members):
                 continue
-            bucket = Bucket(width, init, activation, seed, depths)
+            bucket = Bucket(width, init, activation, depths)
             program = program_of(sweep, bucket)
             chunks += chunks_of(
                 sweep,
@@ -180,9 +199,9 @@ def bucket_depths(sweep: spec_module.Spec) -> list[tuple[int, ...]]:
 def programs(sweep: spec_module.Spec) -> list[network.Program]:
     """Every program the sweep compiles, at most (one per width and depth group)."""
     groups = bucket_depths(sweep)
-    init, activation, seed = sweep.axes["init"][0], sweep.axes["activation"][0], 0
+    init, activation = sweep.axes["init"][0], sweep.axes["activation"][0]
     return [
-        program_of(sweep, Bucket(width, init, activation, seed, depths))
+        program_of(sweep, Bucket(width, init, activation, depths))
         for width in sweep.axes["width"]
         for depths in groups
     ]
@@ -213,34 +232,67 @@ def program_of(sweep: spec_module.Spec, bucket: Bucket) -> network.Program:
     )
 
 
+def seed_groups(seeds: np.ndarray, size: int, independent: bool, n_devices: int = 1):
+    """How units with these seeds (U,) pack into chunks of about `size` units.
+
+    Returns (pieces, group_units, groups_per_chunk): pieces, a list of index arrays into
+    the units, each one seed group (one seed; independent draws: any seeds) of at most
+    group_units units; a chunk holds groups_per_chunk pieces. A seed with more units than
+    a chunk holds is split into pieces of a full chunk; seeds with fewer share chunks.
+    """
+    floor = MIN_UNITS_PER_DEVICE * n_devices
+
+    def whole(n):  # at least `floor` units, a multiple of n_devices
+        return -(-max(n, floor) // n_devices) * n_devices
+
+    if independent:
+        order = np.arange(len(seeds))
+        group_units = whole(min(size, len(seeds)))
+        pieces = [order[i : i + group_units] for i in range(0, len(order), group_units)]
+        return pieces, group_units, 1
+    order = np.argsort(seeds, kind="stable")
+    counts = np.unique(seeds[order], return_counts=True)[1]
+    by_seed = np.split(order, np.cumsum(counts)[:-1])
+    group_units = whole(min(size, int(counts.max())))
+    pieces = [m[i : i + group_units] for m in by_seed for i in range(0, len(m), group_units)]
+    groups_per_chunk = max(1, min(size // group_units, len(pieces)))
+    return pieces, group_units, groups_per_chunk
+
+
 def chunks_of(sweep, bucket, program, units, unit_ids, size, n_devices=1):
-    """The bucket's units (a frame with sigma_w, sigma_b, depth; unit_ids: each one's row
-    ids) in chunks of `size`, rounded up to a multiple of n_devices, run by `program`."""
-    # At least 2 units per device: XLA turns a batch of one into a plain dot, which some
-    # CPUs round differently from the batched one, and each unit's own products (its
-    # weights with independent draws, its Gram matrices) would then depend on the chunk.
-    size = max(min(size, len(units)), MIN_UNITS_PER_DEVICE * n_devices)
-    size = -(-size // n_devices) * n_devices
+    """The bucket's units (a frame with seed, sigma_w, sigma_b, depth; unit_ids: each
+    one's row ids) in chunks of about `size` units (seed_groups), run by `program`."""
     choice = (program.inits.index(bucket.init), program.activations.index(bucket.activation))
     rates = sweep.train.learning_rate if sweep.train is not None else (None,)
     sigma_w, sigma_b = units["sigma_w"].to_numpy(float), units["sigma_b"].to_numpy(float)
+    seeds = units["seed"].to_numpy(np.int64)
     own_depths = program.draws == "independent"
     depths = units["depth"].to_numpy(np.int64)[:, None] if own_depths else None
     words = id_words([ids[0] for ids in unit_ids])
+    pieces, group_units, per_chunk = seed_groups(seeds, size, own_depths, n_devices)
     chunks = []
-    for start in range(0, len(units), size):
-        stop = min(start + size, len(units))
+    for start in range(0, len(pieces), per_chunk):
+        chunk_pieces = pieces[start : start + per_chunk]
+        # Each piece padded to group_units with copies of its last unit, the chunk to
+        # per_chunk pieces with copies of its last piece; the copies are not valid.
+        slots = pad(np.stack([pad(p, group_units) for p in chunk_pieces]), per_chunk).reshape(-1)
+        real = np.zeros((per_chunk, group_units), bool)
+        for g, p in enumerate(chunk_pieces):
+            real[g, : len(p)] = True
+        valid = np.flatnonzero(real.reshape(-1))
         chunks.append(
             Chunk(
                 bucket=bucket,
                 program=program,
                 choice=choice,
-                sigma_w=pad(sigma_w[start:stop], size),
-                sigma_b=pad(sigma_b[start:stop], size),
-                depths=pad(depths[start:stop], size) if own_depths else np.asarray(bucket.depths),
-                unit_words=pad(words[start:stop], size),
-                row_ids=np.concatenate(unit_ids[start:stop]),
-                n_valid=stop - start,
+                n_groups=per_chunk,
+                unit_seeds=seeds[slots],
+                sigma_w=sigma_w[slots],
+                sigma_b=sigma_b[slots],
+                depths=depths[slots] if own_depths else np.asarray(bucket.depths),
+                unit_words=words[slots],
+                valid_units=valid,
+                row_ids=np.concatenate([unit_ids[i] for i in slots[valid]]),
                 learning_rates=rates,
             )
         )

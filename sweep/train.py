@@ -232,7 +232,7 @@ def compiled(
     return devices.sharded_jit(run, n_devices, SPLIT)
 
 
-SPLIT = (True,) * 3 + (False,) * 4  # sigma_w, sigma_b, rate per config; the rest shared
+SPLIT = (0,) * 3 + (None,) * 4  # sigma_w, sigma_b, rate per config; the rest shared
 
 
 def _devices_for(depth: tuple[int, ...]) -> int:
@@ -376,20 +376,23 @@ def train_columns(chunk, rows, settings, root_seed: int, memory_budget: int | No
         configs = max(1, memory_budget // train_bytes_per_config(program, settings))
         per_program = max(1, min(n_families, configs // per_family))
     results = []
-    for start in range(0, n_families, per_program):
-        families = plan.pad(np.arange(start, min(start + per_program, n_families)), per_program)
-        results.append(
-            train_chunk(
+    group_size = n_families // chunk.n_groups
+    per_program = min(per_program, group_size)
+    for group, seed in enumerate(chunk.seeds):  # each seed group is one seed's families
+        for start in range(group * group_size, (group + 1) * group_size, per_program):
+            stop = min(start + per_program, (group + 1) * group_size)
+            families = plan.pad(np.arange(start, stop), per_program)
+            trained = train_chunk(
                 np.repeat(chunk.sigma_w[families], per_family),
                 np.repeat(chunk.sigma_b[families], per_family),
                 np.tile(np.repeat(depths, n_rates), len(families)),
-                bucket.seed,
+                int(seed),
                 jax.random.key(root_seed),
                 program,
                 settings,
                 learning_rate=np.tile(rates, n_depths * len(families)),
             )
-        )
+            results.append({k: v[: (stop - start) * per_family] for k, v in trained.items()})
     trained = {k: np.concatenate([r[k] for r in results]) for k in results[0]}
     rate_index = np.searchsorted(rates, np.asarray(rows.learning_rate, float))
     picked = {k: v[rows.measured * n_rates + rate_index] for k, v in trained.items()}

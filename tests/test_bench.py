@@ -16,7 +16,8 @@ def test_quick_bench_runs_and_checks_the_loop(capsys, tmp_path):
     last = capsys.readouterr().out.strip().splitlines()[-1]
     pattern = (
         r"bench: engine_cfg_per_s=[\d.]+ jax_loop_speedup=[\d.]+ torch_speedup=\S+ "
-        r"peak_fraction=[\d.]+ peak_rss_mb=\d+"
+        r"peak_fraction=[\d.]+ peak_rss_mb=\d+ naive_vmap_speedup=[\d.]+ "
+        r"seed_heavy_cfg_per_s=[\d.]+"
     )
     assert re.fullmatch(pattern, last), last
     assert '"loop_max_difference"' in out.read_text()

@@ -129,7 +129,7 @@ def test_plan_groups_depths_and_pads_to_whole_chunks():
         assert c.depths.shape == (7, 1) and c.program.draws == "independent"
         assert c.depths.max() <= c.program.n_layers == c.bucket.depths[-1]
     # Each depth runs in the group of the smallest deepest depth that holds it.
-    tops = {int(d): c.program.n_layers for c in chunks for d in c.depths[: c.n_valid, 0]}
+    tops = {int(d): c.program.n_layers for c in chunks for d in c.depths[c.valid_units, 0]}
     assert sorted(tops) == list(range(1, 41)) and all(d <= top for d, top in tops.items())
     assert [tops[d] for d in sorted(tops)] == sorted(tops[d] for d in tops)
 

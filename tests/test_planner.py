@@ -28,11 +28,11 @@ def xla_bytes(program, depths, n_units):
     run, _ = engine.compiled(program, 1)
     own = program.draws == "independent"
     args = (
-        jnp.ones(n_units),
-        jnp.zeros(n_units),
-        jnp.full((n_units, 1), depths[-1]) if own else jnp.asarray(depths),
-        jnp.zeros((n_units, 2), jnp.uint32),
-        jnp.int32(0),
+        jnp.ones((1, n_units)),
+        jnp.zeros((1, n_units)),
+        jnp.full((1, n_units, 1), depths[-1]) if own else jnp.asarray(depths),
+        jnp.zeros((1, n_units, 2), jnp.uint32),
+        jnp.zeros(1, jnp.int32),
         jax.random.key(0),
         jnp.int32(0),
         jnp.int32(0),
@@ -88,10 +88,11 @@ def test_chunks_carry_the_spec_config_ids():
     lookup = configs.set_index("config_id")
     for chunk in chunks:
         for r, config_id in enumerate(chunk.row_ids):
-            unit, depth = divmod(r, 2)
+            valid, depth = divmod(r, 2)
+            unit = chunk.valid_units[valid]
             row = lookup.loc[config_id]
             assert row["depth"] == sweep.axes["depth"][depth]
-            assert row["sigma_w"] == chunk.sigma_w[unit] and row["seed"] == chunk.bucket.seed
+            assert row["sigma_w"] == chunk.sigma_w[unit] and row["seed"] == chunk.unit_seeds[unit]
 
 
 def test_shards_split_units_disjointly():
@@ -101,3 +102,26 @@ def test_shards_split_units_disjointly():
     units = sweep.configs()[list(sweep.unit_axes)].drop_duplicates()
     masks = [api.shard_mask(units, i, 3) for i in range(3)]
     assert (sum(m.astype(int) for m in masks) == 1).all()
+
+
+def test_seeds_pack_into_groups_and_uneven_seeds_pad():
+    sweep = spec.from_dict(
+        {"axes": {"depth": [1, 2], "sigma_w": [0.5, 1.0, 1.5], "width": [4], "seed": [0, 1, 2]}}
+    )
+    configs = sweep.configs()
+    chunks = plan.plan(sweep, configs, lambda program: 100)
+    assert len(chunks) == 1 and chunks[0].n_groups == 3
+    assert list(chunks[0].seeds) == [0, 1, 2] and chunks[0].n_valid == 9
+    # A resumed sweep: seed 1 has one family left, seed 2 all three.
+    todo = configs[(configs["seed"] == 2) | ((configs["seed"] == 1) & (configs["sigma_w"] == 1.0))]
+    chunks = plan.plan(sweep, todo, lambda program: 4)
+    ids = np.concatenate([c.row_ids for c in chunks])
+    assert sorted(ids) == sorted(todo["config_id"])
+    for chunk in chunks:
+        groups = chunk.unit_seeds.reshape(chunk.n_groups, -1)
+        assert (groups == groups[:, :1]).all()  # one seed per group
+        rows = dict(zip(chunk.row_ids, np.repeat(chunk.valid_units, 2)))
+        lookup = todo.set_index("config_id")
+        for config_id, unit in rows.items():
+            assert lookup.loc[config_id, "seed"] == chunk.unit_seeds[unit]
+            assert lookup.loc[config_id, "sigma_w"] == chunk.sigma_w[unit]
