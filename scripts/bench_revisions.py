@@ -20,8 +20,11 @@ import tempfile
 
 RUN = """
 import json, sys, tempfile, time
-from sweep import api, bench
-sweep = bench.benchmark_spec(quick=sys.argv[1] == "quick")
+from sweep import api, bench, spec
+if sys.argv[1] in ("quick", "full"):
+    sweep = bench.benchmark_spec(quick=sys.argv[1] == "quick")
+else:  # a spec dict or preset name, as JSON, the same for both revisions
+    sweep = api._as_spec(json.loads(sys.argv[1]))
 with tempfile.TemporaryDirectory() as out:
     start = time.perf_counter()
     api.execute(sweep, out + "/bench")
@@ -35,6 +38,9 @@ def main() -> int:
     parser.add_argument("revisions", nargs=2, help="git revisions, or WORKTREE")
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--quick", action="store_true", help="the small bench sweep")
+    parser.add_argument(
+        "--spec", help="a spec as JSON (a dict, or a preset name) instead of the bench sweep"
+    )
     args = parser.parse_args()
     root = subprocess.run(
         ["git", "rev-parse", "--show-toplevel"], capture_output=True, text=True, check=True
@@ -56,9 +62,9 @@ def main() -> int:
             for round_ in range(args.repeats):
                 for rev in args.revisions:
                     env = {**os.environ, "PYTHONPATH": sources[rev], "SWEEP_CACHE_DIR": ""}
-                    quick = "quick" if args.quick else "full"
+                    which = args.spec or ("quick" if args.quick else "full")
                     out = subprocess.run(
-                        [sys.executable, "-c", RUN, quick],
+                        [sys.executable, "-c", RUN, which],
                         env=env,
                         cwd=scratch,
                         capture_output=True,

@@ -26,7 +26,7 @@ json="$out/gpu-check-$(date +%F).json"
 if [ "$mode" = "cpu" ]; then
   export JAX_PLATFORMS=cpu
   json="$out/gpu-check-cpu.json"
-  tests=(tests/test_jacobian.py -k top_eigenvalue)
+  tests=("tests/test_jacobian.py::test_top_eigenvalue_is_exact_whatever_the_gap[16]")
   flag=(--cpu)
 else
   python -c "import jax, sys; sys.exit(jax.default_backend() != 'gpu')" || {
