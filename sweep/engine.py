@@ -46,6 +46,32 @@ DRAWS = {
 }
 
 
+def one_group_at_a_time(fn, args, axes):
+    """fn over the leading (seed group) axis of the args whose axis is 0, one group after
+    another in one program (lax.map): each group's products are the unbatched matmuls of a
+    one-seed chunk, bit for bit, and XLA:CPU runs them 3x faster than a batched matmul."""
+    mapped = [a for a, axis in zip(args, axes) if axis is not None]
+
+    def one(group_args):
+        picked = iter(group_args)
+        return fn(*(a if axis is None else next(picked) for a, axis in zip(args, axes)))
+
+    return jax.lax.map(one, mapped)
+
+
+def groups_batched(fn, args, axes):
+    """fn vmapped over the seed groups: one batched matmul per layer for every group (what
+    an accelerator wants). A single group is not batched: XLA rounds a batch of one apart."""
+    if args[0].shape[0] == 1:
+        alone = fn(*(a if axis is None else a[0] for a, axis in zip(args, axes)))
+        return jax.tree.map(lambda v: v[None], alone)
+    return jax.vmap(fn, in_axes=axes)(*args)
+
+
+SEED_GROUPS = {"cpu": one_group_at_a_time, "gpu": groups_batched, "tpu": groups_batched}
+"""How each backend runs a chunk's seed groups (network.Program.linalg names the backend)."""
+
+
 @functools.cache
 def compiled(program: network.Program, n_devices: int):
     """The program over n_devices local devices (sweep.devices); jit compiles it once per
@@ -66,12 +92,8 @@ def compiled(program: network.Program, n_devices: int):
             batched = jax.vmap(one, in_axes=(0, draws.axis, draws.axis))
             return batched(blocks.Scales(sigma_w, sigma_b), keys, depths)
 
-        args = (sigma_w, sigma_b, depths, words, seeds)
-        if sigma_w.shape[0] == 1:  # one group: no batch of one (XLA rounds its dots apart)
-            axes = (0, 0, draws.axis, 0, 0)
-            alone = group(*(a if ax is None else a[0] for a, ax in zip(args, axes)))
-            return jax.tree.map(lambda v: v[None], alone)
-        return jax.vmap(group, in_axes=(0, 0, draws.axis, 0, 0))(*args)
+        args, axes = (sigma_w, sigma_b, depths, words, seeds), (0, 0, draws.axis, 0, 0)
+        return SEED_GROUPS[program.linalg](group, args, axes)
 
     own_depths = 1 if draws.axis == 0 else None
     split = (1, 1, own_depths, 1, None, None, None, None)
