@@ -1,10 +1,10 @@
 """Compute: one compiled program per network.Program, over a chunk's units, to numpy.
 
 The draws are decided here, once, as the vmap axes of each unit's keys and measured
-depths (DRAWS): shared keys stay unbatched, so each Ŵ_l is drawn once per layer for the
-whole chunk; independent keys are batched, one set per config from its own config id.
-Nothing here touches a file format: `evaluate` yields each chunk's metrics as numpy
-arrays (network.Metrics fields), and sweep.columns turns them into rows.
+depths (DRAWS): shared keys stay unbatched, so each Ŵ_l is drawn once per layer for a
+whole seed group (SEED_GROUPS); independent keys are batched, one set per config from
+its own config id. Nothing here touches a file format: `evaluate` yields each chunk's
+metrics as numpy arrays (network.Metrics fields), and sweep.columns turns them into rows.
 """
 
 from __future__ import annotations

@@ -12,8 +12,8 @@ Everything is in log space (sweep.logspace), so depth 10,000 is as exact as dept
 The functions here see ONE family; the layer arithmetic is a block (sweep.blocks). The
 engine batches families with jax.vmap and decides the draws there, once, as in_axes:
 shared keys and measured depths stay unbatched, so each Ŵ_l is drawn once per layer for
-a whole chunk; independent keys (config_keys, from a config's own id) and depths are
-batched, and each family is then one config measured at its own depth.
+a seed group of a chunk; independent keys (config_keys, from a config's own id) and
+depths are batched, and each family is then one config measured at its own depth.
 
 Axes: B probe batch, N width, L layers (the deepest depth), S measured depths (streams).
 """
