@@ -32,7 +32,8 @@ start = time.perf_counter()
 api.execute(json.loads(sys.argv[1]), sys.argv[2], memory_budget=2**28, chunk_size=10_000)
 # VmHWM, not ru_maxrss: Linux keeps ru_maxrss across exec, so it would report pytest's own.
 peak = next(line for line in open("/proc/self/status") if line.startswith("VmHWM"))
-print(json.dumps({"seconds": time.perf_counter() - start, "peak_rss_mb": int(peak.split()[1]) / 1024}))
+seconds = time.perf_counter() - start
+print(json.dumps({"seconds": seconds, "peak_rss_mb": int(peak.split()[1]) / 1024}))
 """
 
 
