@@ -67,7 +67,8 @@ def measurements(chunk: plan.Chunk, rows: Rows, result: dict[str, np.ndarray]) -
 
     def per_row(x):  # (F, S, ...) measurements -> (R, ...); no copy when each is one row
         flat = x.reshape(-1, *x.shape[2:])
-        return flat if len(rows.measured) == len(flat) else flat[rows.measured]
+        identity = len(rows.measured) == len(flat) and (np.diff(rows.measured) == 1).all()
+        return flat if identity else flat[rows.measured]
 
     grad = per_row(result["log10_grad_norm"])  # (R, L)
     jac = per_row(result["log10_jac_sv"])  # (R, 2)
