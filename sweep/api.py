@@ -5,7 +5,9 @@ from __future__ import annotations
 import math
 import os
 import time
+from collections.abc import Iterator
 
+import numpy as np
 import pandas as pd
 
 from . import (
@@ -21,6 +23,10 @@ from . import (
     store,
     train,
 )
+
+# Rows of the config table held at once; a block holds at least CHUNKS_PER_BLOCK chunks.
+BLOCK_ROWS = 2**18
+CHUNKS_PER_BLOCK = 4
 
 
 def _as_spec(sweep) -> spec_module.Spec:
@@ -87,31 +93,40 @@ def execute(
             "--overwrite with --shard would delete the other shards' results; "
             "clear the directory once, then run the shards"
         )
-    configs = sweep.configs()
-    unit_axes = list(sweep.unit_axes)
-    rows_per_unit = len(configs) // math.prod(len(sweep.axes[a]) for a in unit_axes)
+    if not 0 <= shard[0] < shard[1]:
+        raise spec_module.SpecError(f"--shard: {shard[0]}/{shard[1]} needs 0 <= I < N")
+    rows_per_unit = sweep.n_configs // math.prod(len(sweep.axes[a]) for a in sweep.unit_axes)
     budget = memory_budget or memory.default_memory_budget()
     memory.check_fits(plan.programs(sweep), rows_per_unit, budget, sweep.train)
+
+    def units_per_chunk(program):
+        return memory.units_per_chunk(program, rows_per_unit, budget, chunk_size, sweep.train)
+
+    # Blocks of at least a few chunks each: a block's last chunk may be short.
+    most = max(units_per_chunk(p) for p in plan.programs(sweep)) * rows_per_unit
+    block_rows = max(BLOCK_ROWS, CHUNKS_PER_BLOCK * most)
     spec_dict = sweep.to_dict()
     done = None if overwrite else store.finished_ids(out, spec_dict, root_seed)
-    if done is not None and _todo(sweep, configs, done, shard).empty:
+    if done is not None and not any(len(t) for t in _todo(sweep, block_rows, done, shard)):
         # Nothing to do: nothing is written (a finished sweep reruns on read-only media).
         if progress:
-            print(f"sweep: 0 configs computed in 0.0 s; {len(done)} of {sweep.n_configs} in {out}")
+            print(
+                f"sweep: 0 configs computed in 0.0 s; {done.count()} of {sweep.n_configs} in {out}"
+            )
         return out
     interrupts.check()
     with locks.writer(out, shard, overwrite):
         done = store.open_dir(out, spec_dict, root_seed, overwrite)
-        todo = _todo(sweep, configs, done, shard)
-
-        def units_per_chunk(program):
-            return memory.units_per_chunk(program, rows_per_unit, budget, chunk_size, sweep.train)
-
-        chunks = plan.plan(sweep, todo, units_per_chunk, devices.count())
+        chunks = (
+            chunk
+            for todo in _todo(sweep, block_rows, done, shard)
+            for chunk in plan.plan(sweep, todo, units_per_chunk, devices.count())
+        )
         record = store.manifest(spec_dict, root_seed) | store.environment()
         started = time.perf_counter()
-        total = sum(chunk.n_rows for chunk in chunks)
-        bar = _progress_bar(total, progress)
+        remaining = sweep.n_configs - done.count()
+        bar = _progress_bar(remaining if shard[1] == 1 else None, progress)
+        computed = 0
         for chunk, result in engine.evaluate(chunks, root_seed):
             rows = columns.chunk_rows(chunk)
             table = store.to_table(
@@ -122,36 +137,57 @@ def execute(
                 },
                 len(rows.depth),
             )
-            fresh = ~pd.Series(chunk.row_ids).isin(done).to_numpy()
+            fresh = ~done.contains(spec_module.id_numbers(chunk.row_ids))
             store.write_part(out, table if fresh.all() else table.filter(fresh), record)
-            bar.update(chunk.n_rows)
+            computed += int(fresh.sum())
+            bar.update(int(fresh.sum()))
             interrupts.check()
         bar.close()
     if progress:
         elapsed = time.perf_counter() - started
-        rate = f", {total / elapsed:.0f} configs/s" if total and elapsed > 0 else ""
+        rate = f", {computed / elapsed:.0f} configs/s" if computed and elapsed > 0 else ""
         print(
-            f"sweep: {total} configs computed in {elapsed:.1f} s{rate}; "
-            f"{len(done) + total} of {sweep.n_configs} in {out}"
+            f"sweep: {computed} configs computed in {elapsed:.1f} s{rate}; "
+            f"{done.count() + computed} of {sweep.n_configs} in {out}"
         )
     return out
 
 
-def _todo(sweep, configs: pd.DataFrame, done: set[str], shard) -> pd.DataFrame:
-    """Every row of each unit of this shard that misses a row. A unit (every depth of one
-    family; one config with independent draws) is computed whole: one missing depth redoes
-    it, and only its missing rows are written."""
-    unit_axes = list(sweep.unit_axes)
-    units = configs.loc[~configs["config_id"].isin(done), unit_axes].drop_duplicates()
-    units = units[shard_mask(units, *shard)]
-    return configs.merge(units, on=unit_axes)
+def _todo(sweep, block_rows: int, done: store.IdSet, shard) -> Iterator[pd.DataFrame]:
+    """The rows to compute, block by block (Spec.config_blocks): every row of each unit
+    of this shard that misses a row. A unit (every depth of one family; one config with
+    independent draws) is computed whole: one missing depth redoes it, and only its
+    missing rows are written. Blocks with nothing to do are skipped."""
+    row_axes = sweep.row_axes
+    # The grid axes a unit spans (depth and learning rate for a family; learning rate
+    # for a config with independent draws): a unit is missing if any of its rows is.
+    spans = tuple(i for i, a in enumerate(row_axes) if a not in sweep.unit_axes)
+    for values in sweep.config_blocks(block_rows):
+        table = spec_module.grid_table(row_axes, values)
+        shape = tuple(len(v) for v in values)
+        numbers = spec_module.id_numbers(table["config_id"].to_numpy())
+        missing = ~done.contains(numbers).reshape(shape)
+        wanted = missing.any(axis=spans, keepdims=True)
+        if shard[1] > 1:
+            wanted &= _in_shard(sweep, values, spans, *shard)
+        rows = np.broadcast_to(wanted, shape).reshape(-1)
+        if rows.any():
+            yield table[rows] if not rows.all() else table
+
+
+def _in_shard(sweep, values: list, spans: tuple, index: int, count: int) -> np.ndarray:
+    """Whether each unit of a block (the grid `values`, row_axes order, with the axes in
+    `spans` of length 1) is in slice `index` of `count`: by the unit's id, the config id
+    of its axis values with depth 0 for a family."""
+    unit_values = [(0,) if i in spans else v for i, v in enumerate(values[: len(spec_module.AXES)])]
+    keys = spec_module.id_numbers(spec_module.grid_ids(spec_module.AXES, unit_values))
+    shape = [1 if i in spans else len(v) for i, v in enumerate(values)]
+    return (keys % np.uint64(count) == index).reshape(shape)
 
 
 def shard_mask(units: pd.DataFrame, index: int, count: int):
-    """True for the units (families, or configs) in slice `index` of `count`, by a hash
-    of their axis values."""
-    if not 0 <= index < count:
-        raise spec_module.SpecError(f"--shard: {index}/{count} needs 0 <= I < N")
+    """True for the units (families, or configs; a frame of their axis values) in slice
+    `index` of `count`, by a hash of their axis values (what execute's blocks compute)."""
     keys = [spec_module.config_id({"depth": 0, **row}) for row in units.to_dict("records")]
     return pd.Series([int(k, 16) % count == index for k in keys], index=units.index, dtype=bool)
 

@@ -33,6 +33,14 @@ def unit_bytes(program: network.Program) -> int:
     return int(2.5 * stored) + backward + outputs + jacobian + own_weights
 
 
+def host_row_bytes(program: network.Program) -> int:
+    """Peak host memory one row of a chunk adds while its columns are assembled and
+    written (columns.measurements, store.to_table, the Parquet writer): its two per-layer
+    lists, each held about three times (gathered, in Arrow, encoded), their gather
+    indices, and the scalar columns and id. Measured in tests/test_host_scale.py."""
+    return 6 * 8 * (program.n_layers + 1) + 1024
+
+
 def default_memory_budget() -> int:
     """A quarter of the memory the devices have free: GPU/TPU memory when the backend
     reports it, else the host's available RAM."""
@@ -73,8 +81,10 @@ def units_per_chunk(
 
 
 def per_unit_bytes(program: network.Program, rows_per_unit: int, train_settings=None) -> int:
-    """unit_bytes, with each trained config's parameters and optimizer state."""
-    per_unit = unit_bytes(program)
+    """unit_bytes, with the host's rows (host_row_bytes) and each trained config's
+    parameters and optimizer state: on the CPU they share the memory of the budget, and
+    elsewhere the host is rarely larger than the device."""
+    per_unit = unit_bytes(program) + rows_per_unit * host_row_bytes(program)
     if train_settings is not None:
         per_unit += rows_per_unit * train.train_bytes_per_config(program, train_settings)
     return per_unit

@@ -141,7 +141,10 @@ def pad(values: np.ndarray, size: int) -> np.ndarray:
 
 def id_words(ids) -> np.ndarray:
     """(R, 2) uint32: the 64 bits of each 16-hex-digit config id."""
-    return np.array([[int(i[:8], 16), int(i[8:16], 16)] for i in ids], np.uint32).reshape(-1, 2)
+    numbers = spec_module.id_numbers(ids)
+    return np.stack([numbers >> np.uint64(32), numbers & np.uint64(0xFFFFFFFF)], 1).astype(
+        np.uint32
+    )
 
 
 def plan(

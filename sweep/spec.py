@@ -20,10 +20,12 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import itertools
 import json
 import math
 import re
 import tomllib
+from collections.abc import Iterator
 from importlib import resources
 from typing import Any
 
@@ -160,16 +162,44 @@ class Spec:
         sweep trains), in itertools.product order, with a stable `config_id`.
 
         Built from numpy columns, and the ids by grid_ids: no Python object per row but the
-        id string itself."""
-        names, values = self.row_axes, self._row_axis_values()
-        sizes = [len(v) for v in values]
-        table = {}
-        for k, (name, options) in enumerate(zip(names, values)):
-            inner, outer = math.prod(sizes[k + 1 :]), math.prod(sizes[:k])
-            column = np.asarray(options, dtype=object if name in ("init", "activation") else None)
-            table[name] = np.tile(np.repeat(column, inner), outer)
-        table["config_id"] = grid_ids(names, values)
-        return pd.DataFrame(table)
+        id string itself. A sweep runs from config_blocks, never from this whole table."""
+        return grid_table(self.row_axes, self._row_axis_values())
+
+    def config_blocks(self, max_rows: int) -> Iterator[list[tuple]]:
+        """The grid as sub-grids of about max_rows rows (at least one family each), each
+        the row axes' values (row_axes order) of a product of whole families: every depth
+        and learning rate of each family (FAMILY_AXES) it holds. Together they cover the
+        grid once. The families are cut in FAMILY_AXES order (seed before sigma), so a
+        block keeps all the sigmas of its seeds and seed groups pack as in the whole grid.
+        """
+        values = dict(zip(self.row_axes, self._row_axis_values()))
+        per_family = self.n_configs // math.prod(len(values[a]) for a in FAMILY_AXES)
+        families = max(1, max_rows // per_family)
+        sizes = [len(values[a]) for a in FAMILY_AXES]
+        # The outermost family axis whose inner axes fit: its values go in slices.
+        cut = next(k for k in range(len(sizes)) if math.prod(sizes[k + 1 :]) <= families)
+        step = max(1, families // math.prod(sizes[cut + 1 :]))
+        outer = [values[a] for a in FAMILY_AXES[:cut]]
+        options = values[FAMILY_AXES[cut]]
+        for fixed in itertools.product(*outer):
+            for start in range(0, len(options), step):
+                block = dict(values)
+                block.update({a: (v,) for a, v in zip(FAMILY_AXES, fixed)})
+                block[FAMILY_AXES[cut]] = options[start : start + step]
+                yield [block[a] for a in self.row_axes]
+
+
+def grid_table(names: tuple[str, ...], values: list) -> pd.DataFrame:
+    """The rows of the grid itertools.product(*values) (names: config_id's, in its
+    order) as numpy columns, with their config_id."""
+    sizes = [len(v) for v in values]
+    table = {}
+    for k, (name, options) in enumerate(zip(names, values)):
+        inner, outer = math.prod(sizes[k + 1 :]), math.prod(sizes[:k])
+        column = np.asarray(options, dtype=object if name in ("init", "activation") else None)
+        table[name] = np.tile(np.repeat(column, inner), outer)
+    table["config_id"] = grid_ids(names, values)
+    return pd.DataFrame(table)
 
 
 def grid_ids(names: tuple[str, ...], values: list[list]) -> list[str]:
@@ -205,6 +235,17 @@ def config_id(values: dict[str, Any]) -> str:
     names = AXES + (("learning_rate",) if values.get("learning_rate") is not None else ())
     canonical = "|".join(f"{a}={values[a]!r}" for a in names)
     return hashlib.sha1(canonical.encode()).hexdigest()[:16]
+
+
+_HEX_DIGITS = np.zeros(256, np.uint64)
+_HEX_DIGITS[np.frombuffer(b"0123456789abcdef", np.uint8)] = np.arange(16, dtype=np.uint64)
+_NIBBLE_SHIFTS = np.arange(60, -1, -4, dtype=np.uint64)
+
+
+def id_numbers(ids) -> np.ndarray:
+    """(R,) uint64: each config id (16 hex digits) as the 64-bit number it spells."""
+    digits = _HEX_DIGITS[np.asarray(ids, dtype="S16").view(np.uint8).reshape(-1, 16)]
+    return np.bitwise_or.reduce(digits << _NIBBLE_SHIFTS, axis=1)
 
 
 def _axis_values(key: str, raw: Any) -> list:

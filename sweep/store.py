@@ -26,7 +26,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from . import locks
+from . import locks, spec as spec_module
 from .errors import StoreError as StoreError
 
 SCHEMA = pa.schema(
@@ -67,6 +67,9 @@ SCHEMA = pa.schema(
         ("train_loss_curve", pa.list_(pa.float64())),
     ]
 )
+# Columns of a few distinct strings; dictionary encoding of the others (ids, floats and
+# their lists) costs a third of a part's write time and saves nothing.
+DICTIONARY_COLUMNS = ["init", "activation", "dtype", "status", "theory_phase"]
 # How loaded rows are ordered (sweep.load, and the per-layer table).
 SORT_KEYS = ("init", "activation", "width", "seed", "sigma_b", "sigma_w", "depth", "learning_rate")
 TRAIN_COLUMNS = tuple(SCHEMA.names[SCHEMA.get_field_index("learning_rate") :])
@@ -90,8 +93,10 @@ class Ragged(NamedTuple):
     @classmethod
     def prefixes(cls, values: np.ndarray, row_of: np.ndarray, lengths: np.ndarray) -> Ragged:
         """values (F, K); row r is values[row_of[r], :lengths[r]] (no (R, K) copy)."""
-        parts = [values[f, :n] for f, n in zip(row_of, lengths)]
-        return cls(_offsets(lengths), np.concatenate(parts) if parts else np.zeros(0))
+        offsets = _offsets(lengths)
+        # Entry j of row r sits at flat index row_of[r] * K + j = start_r + (position - offsets[r]).
+        shift = np.repeat(row_of * values.shape[1] - offsets[:-1], lengths)
+        return cls(offsets, values.reshape(-1)[np.arange(offsets[-1]) + shift])
 
 
 def _offsets(lengths: np.ndarray) -> np.ndarray:
@@ -218,7 +223,7 @@ def _read_record(path: str) -> dict:
     return record
 
 
-def finished_ids(out_dir: str, spec_dict: dict, root_seed: int) -> set[str] | None:
+def finished_ids(out_dir: str, spec_dict: dict, root_seed: int) -> IdSet | None:
     """The config ids done in out_dir when it holds this very sweep, without writing
     anything (a rerun with nothing to do works on read-only media); None otherwise."""
     path = os.path.join(out_dir, MANIFEST)
@@ -233,7 +238,7 @@ def finished_ids(out_dir: str, spec_dict: dict, root_seed: int) -> set[str] | No
     return done_ids(out_dir)
 
 
-def open_dir(out_dir: str, spec_dict: dict, root_seed: int, overwrite: bool) -> set[str]:
+def open_dir(out_dir: str, spec_dict: dict, root_seed: int, overwrite: bool) -> IdSet:
     """Prepares out_dir for a run and returns the config ids already done there. The
     caller holds locks.writer(out_dir, ...).
 
@@ -322,14 +327,36 @@ def _read_part(path: str, columns: list[str], filters=None) -> pa.Table:
         raise StoreError(f"{path} is corrupt ({reason}); move it away and rerun") from None
 
 
-def done_ids(out_dir: str) -> set[str]:
+class IdSet(NamedTuple):
+    """Config ids as sorted unique 64-bit numbers (spec.id_numbers): 8 bytes an id, so
+    resuming a directory of 10^7 rows holds 80 MB, not a Python set of strings."""
+
+    numbers: np.ndarray  # (R,) uint64, sorted, unique
+
+    @classmethod
+    def of(cls, ids) -> IdSet:
+        return cls(np.unique(spec_module.id_numbers(ids)))
+
+    def count(self) -> int:
+        return len(self.numbers)
+
+    def contains(self, numbers: np.ndarray) -> np.ndarray:
+        """(R,) bool: which of these id numbers are in the set."""
+        if not len(self.numbers):
+            return np.zeros(len(numbers), bool)
+        at = np.searchsorted(self.numbers, numbers).clip(max=len(self.numbers) - 1)
+        return self.numbers[at] == numbers
+
+
+def done_ids(out_dir: str) -> IdSet:
     """The config ids already written to a results directory, from verified parts."""
     digest = grid_digest(read_manifest(out_dir))
-    done: set[str] = set()
+    numbers = []
     for part in parts(out_dir):
         _check_part(part, digest)
-        done.update(_read_part(part, ["config_id"]).column(0).to_pylist())
-    return done
+        column = _read_part(part, ["config_id"]).column(0).to_numpy(zero_copy_only=False)
+        numbers.append(spec_module.id_numbers(column))
+    return IdSet(np.unique(np.concatenate(numbers)) if numbers else np.zeros(0, np.uint64))
 
 
 def read_rows(out_dir: str, columns: list[str] | None = None, filters=None) -> pa.Table:
@@ -381,7 +408,7 @@ def write_part(out_dir: str, table: pa.Table, record: dict) -> str:
 def _write_synced(table: pa.Table, path: str) -> None:
     # On disk before the rename, so a power cut cannot leave a truncated part behind.
     with open(path, "wb") as f:
-        pq.write_table(table, f, write_page_checksum=True)
+        pq.write_table(table, f, write_page_checksum=True, use_dictionary=DICTIONARY_COLUMNS)
         f.flush()
         os.fsync(f.fileno())
 

@@ -85,11 +85,9 @@ def test_resume_after_interruption_has_no_gaps_and_no_duplicates(tmp_path, monke
     os.utime(stale, (time.time() - 2 * store.STALE_TEMP_SECONDS,) * 2)
 
     computed = []
-    real_evaluate = engine.evaluate_chunk
+    real_launch = engine.launch
     monkeypatch.setattr(
-        engine,
-        "evaluate_chunk",
-        lambda chunk, seed: computed.append(chunk) or real_evaluate(chunk, seed),
+        engine, "launch", lambda chunk, seed: computed.append(chunk) or real_launch(chunk, seed)
     )
     resumed = api.run(SPEC, out, chunk_size=2)
     assert len(resumed) == len(full) and resumed["config_id"].is_unique
