@@ -158,30 +158,33 @@ def _todo(sweep, block_rows: int, done: store.IdSet, shard) -> Iterator[pd.DataF
     of this shard that misses a row. A unit (every depth of one family; one config with
     independent draws) is computed whole: one missing depth redoes it, and only its
     missing rows are written. Blocks with nothing to do are skipped."""
-    row_axes = sweep.row_axes
-    # The grid axes a unit spans (depth and learning rate for a family; learning rate
-    # for a config with independent draws): a unit is missing if any of its rows is.
-    spans = tuple(i for i, a in enumerate(row_axes) if a not in sweep.unit_axes)
-    for values in sweep.config_blocks(block_rows):
-        table = spec_module.grid_table(row_axes, values)
-        shape = tuple(len(v) for v in values)
+    for levels in sweep.config_blocks(block_rows):
+        # The levels a unit spans (depth and learning rate for a family; learning rate
+        # for a config with independent draws): a unit is missing if any of its rows is.
+        spans = tuple(i for i, lv in enumerate(levels) if lv.names[0] not in sweep.unit_axes)
+        table = spec_module.grid_table(levels)
+        shape = tuple(len(level.options) for level in levels)
         numbers = spec_module.id_numbers(table["config_id"].to_numpy())
         missing = ~done.contains(numbers).reshape(shape)
         wanted = missing.any(axis=spans, keepdims=True)
         if shard[1] > 1:
-            wanted &= _in_shard(sweep, values, spans, *shard)
+            wanted &= _in_shard(levels, spans, *shard)
         rows = np.broadcast_to(wanted, shape).reshape(-1)
         if rows.any():
             yield table[rows] if not rows.all() else table
 
 
-def _in_shard(sweep, values: list, spans: tuple, index: int, count: int) -> np.ndarray:
-    """Whether each unit of a block (the grid `values`, row_axes order, with the axes in
-    `spans` of length 1) is in slice `index` of `count`: by the unit's id, the config id
-    of its axis values with depth 0 for a family."""
-    unit_values = [(0,) if i in spans else v for i, v in enumerate(values[: len(spec_module.AXES)])]
-    keys = spec_module.id_numbers(spec_module.grid_ids(spec_module.AXES, unit_values))
-    shape = [1 if i in spans else len(v) for i, v in enumerate(values)]
+def _in_shard(levels: list, spans: tuple, index: int, count: int) -> np.ndarray:
+    """Whether each unit of a block (the product of `levels`; the levels in `spans` are
+    the ones a unit spans) is in slice `index` of `count`, by the unit's id: the config
+    id of its axis values with depth 0 for a family, without the learning rate."""
+    unit_levels = [
+        level._replace(options=((0,),), parts=("depth=0",)) if i in spans else level
+        for i, level in enumerate(levels)
+        if i not in spans or level.names == ("depth",)
+    ]
+    keys = spec_module.id_numbers(spec_module.grid_ids(unit_levels))
+    shape = [1 if i in spans else len(level.options) for i, level in enumerate(levels)]
     return (keys % np.uint64(count) == index).reshape(shape)
 
 

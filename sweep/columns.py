@@ -16,7 +16,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from . import plan, store, theory
+from . import names, plan, store, theory
 
 
 class Rows(NamedTuple):
@@ -106,6 +106,11 @@ def measurements(chunk: plan.Chunk, rows: Rows, result: dict[str, np.ndarray]) -
         "init": np.full(n_rows, bucket.init, dtype=object),
         "activation": np.full(n_rows, bucket.activation, dtype=object),
         "seed": chunk.unit_seeds[unit],
+        "architecture": np.full(n_rows, bucket.architecture, dtype=object),
+        "residual_scale": np.ma.masked_array(
+            chunk.residual_scale[unit],
+            mask=np.full(n_rows, bucket.architecture not in names.RESIDUAL_ARCHITECTURES),
+        ),
         "dtype": np.full(n_rows, chunk.program.dtype, dtype=object),
         "log10_act_norm": store.Ragged.prefixes(act, unit, depth + 1),
         "log10_forward_gain": act[unit, depth] - act[unit, 0],

@@ -70,39 +70,42 @@ def groups_batched(fn, args, axes):
 
 
 SEED_GROUPS = {"cpu": one_group_at_a_time, "gpu": groups_batched, "tpu": groups_batched}
+"""How each backend runs a chunk's seed groups (network.Program.linalg names the backend)."""
 # Chunks launched ahead of the one read back (evaluate). On a GPU or TPU the next chunk's
 # program runs while the host writes this one's rows; their programs queue on one stream,
 # so only their outputs add up. On the CPU the host shares the cores that compute, and
 # side by side (10^5 width-2 configs) a chunk ahead gained nothing measurable.
 LOOKAHEAD = {"cpu": 0, "gpu": 1, "tpu": 1}
-"""How each backend runs a chunk's seed groups (network.Program.linalg names the backend)."""
 
 
 @functools.cache
 def compiled(program: network.Program, n_devices: int):
     """The program over n_devices local devices (sweep.devices); jit compiles it once per
-    chunk shape. Arguments: sigma_w, sigma_b (G, F_g), depths ((S,) or (G, F_g, S)), unit
-    words (G, F_g, 2), seeds (G,), root key, init index, activation index; each seed
-    group's units are split over the devices (axis 1), and every device draws the
-    groups' weights."""
+    chunk shape. Arguments: sigma_w, sigma_b, residual_scale (G, F_g), depths ((S,) or
+    (G, F_g, S)), unit words (G, F_g, 2), seeds (G,), root key, init index, activation
+    index; each seed group's units are split over the devices (axis 1), and every device
+    draws the groups' weights."""
     draws = DRAWS[program.draws]
     program = dataclasses.replace(program, linalg=devices.platform())
 
-    def run(sigma_w, sigma_b, depths, words, seeds, root_key, init_index, activation_index):
-        def group(sigma_w, sigma_b, depths, words, seed):
+    def run(
+        sigma_w, sigma_b, residual_scale, depths, words, seeds, root_key, init_index, act_index
+    ):
+        def group(sigma_w, sigma_b, residual_scale, depths, words, seed):
             keys = draws.keys(root_key, seed, words, init_index, program)
 
             def one(scales, keys, depths):
-                return network.family_one(scales, keys, depths, activation_index, program)
+                return network.family_one(scales, keys, depths, act_index, program)
 
             batched = jax.vmap(one, in_axes=(0, draws.axis, draws.axis))
-            return batched(blocks.Scales(sigma_w, sigma_b), keys, depths)
+            return batched(blocks.Scales(sigma_w, sigma_b, residual_scale), keys, depths)
 
-        args, axes = (sigma_w, sigma_b, depths, words, seeds), (0, 0, draws.axis, 0, 0)
+        args = (sigma_w, sigma_b, residual_scale, depths, words, seeds)
+        axes = (0, 0, 0, draws.axis, 0, 0)
         return SEED_GROUPS[program.linalg](group, args, axes)
 
     own_depths = 1 if draws.axis == 0 else None
-    split = (1, 1, own_depths, 1, None, None, None, None)
+    split = (1, 1, 1, own_depths, 1, None, None, None, None)
     return devices.sharded_jit(run, n_devices, split, out_axis=1), split
 
 
@@ -126,6 +129,7 @@ def launch(chunk: plan.Chunk, root_seed: int) -> network.Metrics:
     args = [
         by_group(chunk.sigma_w),
         by_group(chunk.sigma_b),
+        by_group(chunk.residual_scale),
         by_group(chunk.depths) if own_depths else chunk.depths,
         by_group(chunk.unit_words),
         chunk.seeds.astype(np.int32),

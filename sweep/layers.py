@@ -25,7 +25,8 @@ ID_COLUMNS = (
     *spec_module.AXES,
     "learning_rate",
 )  # learning_rate: null unless the sweep trains
-OPTIONAL_COLUMNS = ("learning_rate",)  # kept when present
+# Kept when present: frames from before these columns lack them.
+OPTIONAL_COLUMNS = ("architecture", "residual_scale", "learning_rate")
 LIST_COLUMNS = ("log10_act_norm", "log10_grad_norm")
 
 

@@ -67,6 +67,35 @@ def normalise(v, log_v, dtype):
     return rounded, log_rms - jnp.log(jnp.where(rms > 0, rounded_rms, 1.0)), log_rms
 
 
+def layer_norm(v, log_v):
+    """LayerNorm without parameters of exp(log_v) v (..., N), exactly at any scale: the
+    centred rows at unit RMS (float64, zero mean; the output has no scale) and ln of each
+    row's standard deviation (-inf for a constant row, whose output is 0)."""
+    centred = v.astype(jnp.float64)
+    centred = centred - jnp.mean(centred, axis=-1, keepdims=True)
+    std, normed = row_rms(centred)
+    return normed, log_v + jnp.log(std)
+
+
+LAYER_NORM_EPSILON = 1e-5
+
+
+def plain_layer_norm(x):
+    """LayerNorm as a user's network computes it, in x's dtype, with the customary
+    epsilon: (x - mean) / sqrt(var + 1e-5). Only the plain dtype pass uses it."""
+    centred = x - jnp.mean(x, axis=-1, keepdims=True)
+    variance = jnp.mean(centred * centred, axis=-1, keepdims=True)
+    return centred / jnp.sqrt(variance + jnp.asarray(LAYER_NORM_EPSILON, x.dtype))
+
+
+def project_out(rows, normed):
+    """rows (..., N) times P = I - 11^T/N - y y^T/N, the LayerNorm projection at y = normed
+    (N,) or broadcasting, zero mean and unit RMS: LN's Jacobian is P / std (P symmetric)."""
+    width = rows.shape[-1]
+    along = jnp.sum(rows * normed, axis=-1, keepdims=True) / width
+    return rows - jnp.mean(rows, axis=-1, keepdims=True) - along * normed
+
+
 def add_scaled(log_p, p, log_q, q, compute_dtype):
     """exp(log_p) p + exp(log_q) q, exactly, as (s, m) with the sum = exp(m) s and |s| = O(1).
 

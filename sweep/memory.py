@@ -10,7 +10,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from . import network, plan, train
+from . import blocks, network, plan, train
 from .errors import SpecError
 
 FLOOR_BYTES = 64 * 2**20
@@ -22,12 +22,18 @@ def unit_bytes(program: network.Program) -> int:
     item = np.dtype(jnp.dtype(program.dtype)).itemsize
     layers, batch, width = program.n_layers, program.batch, program.width
     streams = program.n_streams
-    # a_hat, dphi, cotangents and their log-scales, per layer
-    stored = (layers + 1) * batch * (3 * width * item + 2 * 8)
-    backward = streams * batch * width * (2 * item + 2 * 8)  # stream carry and its temporaries
+    block = blocks.BLOCKS[program.block]
+    # a_hat, cotangents, the block's Saved arrays (at least 4 bytes: LayerNorm's output is
+    # kept in the compute dtype) and their log-scales, per layer
+    vectors = 2 * width * item + block.saved_vectors * width * max(item, 4)
+    stored = (layers + 1) * batch * (vectors + (2 + block.saved_scales) * 8)
+    # the stream carry and its temporaries (a residual block sums in float64)
+    residual = 3 * 8 if block.per_family_inverse else 0
+    backward = streams * batch * width * (2 * item + 2 * 8 + residual)
     outputs = 3 * streams * layers * 8  # per-layer gradient norms, with their copies
-    # J, J^-1, temporaries; each measured depth's, twice
-    jacobian = (8 + 4 * (streams + 1)) * width * width * 8
+    # J, J^-1, temporaries; each measured depth's, twice; a per-family M_l and its inverse
+    inverse = 6 if block.per_family_inverse else 0
+    jacobian = (8 + inverse + 4 * (streams + 1)) * width * width * 8
     # Ŵ, W^-1 and their float64 copies, when each unit draws its own
     own_weights = 6 * width * width * 8 if program.draws == "independent" else 0
     return int(2.5 * stored) + backward + outputs + jacobian + own_weights

@@ -22,3 +22,7 @@ ACTIVATIONS = (
 INITS = ("identity", "gaussian", "uniform", "truncated_normal", "orthogonal")
 TASKS = ("teacher", "digits")
 OPTIMIZERS = ("sgd", "momentum", "adam", "rmsprop")
+# sweep.blocks.BLOCKS; the residual ones read the residual_scale axis.
+ARCHITECTURES = ("mlp", "resnet", "resnet_prenorm", "mlp_layernorm")
+RESIDUAL_ARCHITECTURES = ("resnet", "resnet_prenorm")
+LAYERNORM_ARCHITECTURES = ("resnet_prenorm", "mlp_layernorm")

@@ -132,7 +132,7 @@ class Forward(NamedTuple):
     a_hat: jax.Array  # (L+1, B, N): a_l = exp(log_a) a_hat, l = 0..L
     log_a: jax.Array  # (L+1, B)
     log_norm: jax.Array  # (L+1, B): ln(||a_l|| / sqrt(N)) per probe, exact
-    dphi: jax.Array  # (L, B, N): phi'(h_l)
+    saved: blocks.Saved  # each field (L, B, ...): what the block keeps of layer l
     overflow: jax.Array  # (L,): the plain dtype pass gave inf or NaN
     underflow: jax.Array  # (L,): the plain dtype pass gave all zeros
 
@@ -165,13 +165,13 @@ def forward_one(scales: blocks.Scales, keys: Keys, activation_index, program) ->
         a_hat=jnp.concatenate([x_hat[None], out.a_hat]),
         log_a=jnp.concatenate([log_x[None], out.log_a]),
         log_norm=jnp.concatenate([log_norm_x[None], out.log_norm]),
-        dphi=out.dphi,
+        saved=out.saved,
         overflow=out.overflow,
         underflow=out.underflow,
     )
 
 
-def jacobians_one(scales: blocks.Scales, keys: Keys, depths, dphi0, program) -> blocks.Jacobian:
+def jacobians_one(scales: blocks.Scales, keys: Keys, depths, saved0, program) -> blocks.Jacobian:
     """The input-output Jacobian at probe 0 (and its inverse) at each measured depth.
 
     One scan step per measured depth, each running the layers since the previous one
@@ -180,7 +180,8 @@ def jacobians_one(scales: blocks.Scales, keys: Keys, depths, dphi0, program) -> 
     pass does.
 
     Args:
-      depths: (S,) ascending measured depths; dphi0: (L, N) phi'(h_l) at probe 0.
+      depths: (S,) ascending measured depths; saved0: the forward's blocks.Saved at probe
+        0, each field (L, ...).
     Returns:
       blocks.Jacobian with a leading (S,) axis.
     """
@@ -191,7 +192,8 @@ def jacobians_one(scales: blocks.Scales, keys: Keys, depths, dphi0, program) -> 
 
     def layer(index, jacobian):
         weights = block.draw(keys, index + 1, program)
-        return block.jacobian(jacobian, scales, weights, dphi0[index])
+        saved = jax.tree.map(lambda field: field[index], saved0)
+        return block.jacobian(jacobian, scales, weights, saved)
 
     def segment(carry, depth):
         jacobian, done = carry
@@ -256,13 +258,13 @@ def backward_one(scales: blocks.Scales, fwd: Forward, keys: Keys, depths, progra
         start_hat, start_log = g_out[group], log_g_out[group]
 
         def step(carry: Streams, xs, group=group, start_hat=start_hat, start_log=start_log):
-            layer, a_prev_hat, log_a_prev, dphi = xs
+            layer, a_prev_hat, log_a_prev, saved = xs
             weights = block.draw(keys, layer, program)
             starts = group == layer
             g_hat = jnp.where(starts[:, None, None], start_hat, carry.g_hat)
             log_g = jnp.where(starts[:, None], start_log, carry.log_g)
             g_hat, log_g, log_grad = block.backward(
-                g_hat, log_g, a_prev_hat, log_a_prev, dphi, scales, weights, program
+                g_hat, log_g, a_prev_hat, log_a_prev, saved, scales, weights, program
             )
             live = group >= layer
             g_hat = jnp.where(live[:, None, None], g_hat, 0)
@@ -271,7 +273,8 @@ def backward_one(scales: blocks.Scales, fwd: Forward, keys: Keys, depths, progra
 
         shape = (stop - first, program.batch, program.width)
         init = Streams(jnp.zeros(shape, jnp.dtype(program.dtype)), jnp.full(shape[:2], -jnp.inf))
-        xs = (jnp.arange(1, top + 1), fwd.a_hat[:top], fwd.log_a[:top], fwd.dphi[:top])
+        saved = jax.tree.map(lambda field, top=top: field[:top], fwd.saved)
+        xs = (jnp.arange(1, top + 1), fwd.a_hat[:top], fwd.log_a[:top], saved)
         final, log_grad = jax.lax.scan(step, init, xs, reverse=True)  # (top, S_group)
         untouched = jnp.full((program.n_layers - top, stop - first), jnp.nan)
         grads.append(jnp.concatenate([log_grad, untouched]).T)
@@ -302,7 +305,8 @@ def family_one(scales: blocks.Scales, keys: Keys, depths, activation_index, prog
       program: the static Program.
     """
     fwd = forward_one(scales, keys, activation_index, program)
-    kept = jacobians_one(scales, keys, depths, fwd.dphi[:, 0], program)
+    at_probe0 = jax.tree.map(lambda field: field[:, 0], fwd.saved)
+    kept = jacobians_one(scales, keys, depths, at_probe0, program)
     log_grad, log_gain = backward_one(scales, fwd, keys, depths, program)
     log_act = logspace.log_rms_over_batch(fwd.log_norm)
     return Metrics(

@@ -28,7 +28,7 @@ import pandas as pd
 from . import network, spec as spec_module
 
 # Axes that tell a chunk's units apart from other chunks' (a bucket, with the spec's settings).
-BUCKET_AXES = ["width", "init", "activation"]
+BUCKET_AXES = ["width", "init", "activation", "architecture"]
 INDEPENDENT_DEPTH_GROUPS = 4
 MIN_UNITS_PER_DEVICE = 2
 
@@ -45,6 +45,7 @@ class Bucket:
     init: str
     activation: str
     depths: tuple[int, ...]
+    architecture: str = "mlp"
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -57,7 +58,8 @@ class Chunk:
 
     program: the compiled program that runs it; choice: (init index, activation index)
     into program.inits and program.activations.
-    sigma_w, sigma_b: (F,) float64; unit_seeds: (F,) int64, group-major; depths: the
+    sigma_w, sigma_b, residual_scale: (F,) float64 (the residual scale is 1 where the
+    architecture has none; the rows say null); unit_seeds: (F,) int64, group-major; depths: the
     measured depths, (S,) shared by every unit or (F, S) each unit's own (independent
     draws: S = 1); unit_words: (F, 2) uint32, the 64 bits of each unit's first row's
     config id (its keys, with independent draws). Groups are padded to F_g, and the chunk
@@ -74,6 +76,7 @@ class Chunk:
     unit_seeds: np.ndarray
     sigma_w: np.ndarray
     sigma_b: np.ndarray
+    residual_scale: np.ndarray
     depths: np.ndarray
     unit_words: np.ndarray
     valid_units: np.ndarray
@@ -160,7 +163,8 @@ def plan(
     """
     independent = sweep.draws == "independent"
     unit_axes = list(sweep.unit_axes)
-    rows = configs.assign(unit=configs.groupby(unit_axes, sort=False).ngroup())
+    # dropna=False: a non-residual architecture's residual_scale is NaN.
+    rows = configs.assign(unit=configs.groupby(unit_axes, sort=False, dropna=False).ngroup())
     rows = rows.sort_values("unit", kind="stable")
     units = rows.drop_duplicates("unit")
     rows_per_unit = len(rows) // max(len(units), 1)
@@ -169,14 +173,14 @@ def plan(
     chunks = []
     buckets = units.groupby(BUCKET_AXES, sort=False)
     for key, group in buckets:
-        width, init, activation = int(key[0]), key[1], key[2]
+        width, init, activation, architecture = int(key[0]), key[1], key[2], key[3]
         positions = buckets.indices[key]
         unit_depths = group["depth"].to_numpy(np.int64)
         for depths in bucket_depths(sweep):
             members = positions[np.isin(unit_depths, depths)] if independent else positions
             if not len(members):
                 continue
-            bucket = Bucket(width, init, activation, depths)
+            bucket = Bucket(width, init, activation, depths, architecture)
             program = program_of(sweep, bucket)
             chunks += chunks_of(
                 sweep,
@@ -200,12 +204,14 @@ def bucket_depths(sweep: spec_module.Spec) -> list[tuple[int, ...]]:
 
 
 def programs(sweep: spec_module.Spec) -> list[network.Program]:
-    """Every program the sweep compiles, at most (one per width and depth group)."""
+    """Every program the sweep compiles, at most (one per width, architecture and depth
+    group)."""
     groups = bucket_depths(sweep)
     init, activation = sweep.axes["init"][0], sweep.axes["activation"][0]
     return [
-        program_of(sweep, Bucket(width, init, activation, depths))
+        program_of(sweep, Bucket(width, init, activation, depths, architecture))
         for width in sweep.axes["width"]
+        for architecture in sweep.axes["architecture"]
         for depths in groups
     ]
 
@@ -232,6 +238,7 @@ def program_of(sweep: spec_module.Spec, bucket: Bucket) -> network.Program:
         inits=names[0],
         activations=names[1],
         draws=sweep.draws,
+        block=bucket.architecture,
     )
 
 
@@ -268,6 +275,7 @@ def chunks_of(sweep, bucket, program, units, unit_ids, size, n_devices=1):
     choice = (program.inits.index(bucket.init), program.activations.index(bucket.activation))
     rates = sweep.train.learning_rate if sweep.train is not None else (None,)
     sigma_w, sigma_b = units["sigma_w"].to_numpy(float), units["sigma_b"].to_numpy(float)
+    residual_scale = np.nan_to_num(units["residual_scale"].to_numpy(float), nan=1.0)
     seeds = units["seed"].to_numpy(np.int64)
     own_depths = program.draws == "independent"
     depths = units["depth"].to_numpy(np.int64)[:, None] if own_depths else None
@@ -292,6 +300,7 @@ def chunks_of(sweep, bucket, program, units, unit_ids, size, n_devices=1):
                 unit_seeds=seeds[slots],
                 sigma_w=sigma_w[slots],
                 sigma_b=sigma_b[slots],
+                residual_scale=residual_scale[slots],
                 depths=depths[slots] if own_depths else np.asarray(bucket.depths),
                 unit_words=words[slots],
                 valid_units=valid,

@@ -27,7 +27,7 @@ import re
 import tomllib
 from collections.abc import Iterator
 from importlib import resources
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -35,8 +35,31 @@ import pandas as pd
 from . import names, ranges
 from .errors import SpecError as SpecError
 
-AXES = ("depth", "sigma_w", "sigma_b", "width", "init", "activation", "seed")
-AXIS_DEFAULTS = {"sigma_b": [0.0], "seed": [0], "init": ["gaussian"], "activation": ["linear"]}
+AXES = (
+    "depth",
+    "sigma_w",
+    "sigma_b",
+    "width",
+    "init",
+    "activation",
+    "seed",
+    "architecture",
+    "residual_scale",
+)
+# The axes before it are one level each of the grid; architecture and residual_scale are
+# one level together (Spec.variants): the scale is ignored for non-residual architectures.
+ARCHITECTURE_LEVEL = AXES.index("architecture")
+AXIS_DEFAULTS = {
+    "sigma_b": [0.0],
+    "seed": [0],
+    "init": ["gaussian"],
+    "activation": ["linear"],
+    "architecture": ["mlp"],
+    "residual_scale": [1.0],
+}
+OPTIONAL_AXES = ("architecture", "residual_scale")
+STRING_COLUMNS = ("init", "activation", "architecture")
+FLOAT_COLUMNS = ("sigma_w", "sigma_b", "residual_scale", "learning_rate")
 REQUIRED_AXES = ("depth", "sigma_w", "width")
 SETTINGS_DEFAULTS = {"batch": 8, "dtype": "float32", "loss": "cotangent", "draws": "shared"}
 DRAWS = ("shared", "independent")
@@ -44,8 +67,19 @@ DTYPES = ("float32", "float64", "bfloat16", "float16")
 LOSSES = ("cotangent", "mse")
 TOP_LEVEL_KEYS = ("name", "axes", "settings", "train")
 RANGE_KEYS = ranges.RANGE_KEYS
-# Axes that differ between configs of one family; everything else is shared by a family.
-FAMILY_AXES = ("width", "init", "activation", "seed", "sigma_w", "sigma_b")
+# Columns that differ between configs of one family; everything else is shared by a family.
+FAMILY_AXES = (
+    "width",
+    "init",
+    "activation",
+    "architecture",
+    "residual_scale",
+    "seed",
+    "sigma_w",
+    "sigma_b",
+)
+# The grid levels of a family (Spec.levels, by first column), in the order blocks cut them.
+FAMILY_LEVELS = ("width", "init", "activation", "architecture", "seed", "sigma_w", "sigma_b")
 MAX_SEED = 2**31 - 1
 MAX_DEPTH, MAX_WIDTH = 10**6, 2**16
 # The config table costs ~170 bytes per config on the host: 2e7 configs is ~3.4 GB.
@@ -123,7 +157,12 @@ class Spec:
         """The spec as the dict from_dict reads (what sweep.json records)."""
         out = {
             "name": self.name,
-            "axes": {k: list(v) for k, v in self.axes.items()},
+            # The architecture axes are absent at their defaults: older sweeps keep their JSON.
+            "axes": {
+                k: list(v)
+                for k, v in self.axes.items()
+                if k not in OPTIONAL_AXES or list(v) != AXIS_DEFAULTS[k]
+            },
             "settings": {"batch": self.batch, "dtype": self.dtype, "loss": self.loss},
         }
         if self.draws != "shared":  # absent by default: older sweeps keep their JSON
@@ -138,24 +177,52 @@ class Spec:
 
     @property
     def unit_axes(self) -> tuple[str, ...]:
-        """The axes of one unit of work: a family (every depth of one point) when draws
-        are shared, one config when they are independent."""
+        """The columns that tell units of work apart: a family (every depth of one point)
+        when draws are shared, one config when they are independent."""
         return FAMILY_AXES + (("depth",) if self.draws == "independent" else ())
 
     @property
     def row_axes(self) -> tuple[str, ...]:
-        """What tells rows apart: the axes, and the learning rate when the sweep trains."""
-        return AXES + (("learning_rate",) if self.train is not None else ())
+        """The columns that tell rows apart: the axes, and the learning rate when the sweep
+        trains."""
+        return tuple(name for level in self.levels() for name in level.names)
 
-    def _row_axis_values(self) -> list[tuple]:
-        return [self.axes[a] for a in AXES] + (
-            [self.train.learning_rate] if self.train is not None else []
+    @property
+    def variants(self) -> tuple[tuple[str, float | None], ...]:
+        """(architecture, residual_scale) of each network the architecture axes give: every
+        residual scale for a residual architecture, None (ignored) for the others."""
+        return _variants(self.axes)
+
+    def levels(self) -> list[Level]:
+        """The grid as a product of levels, in config_id's order: one per axis, the two
+        architecture axes as one level of variants, and the learning rates when the
+        sweep trains."""
+        out = [
+            Level((a,), tuple((v,) for v in self.axes[a]), tuple(_part(a, v) for v in self.axes[a]))
+            for a in AXES[:ARCHITECTURE_LEVEL]
+        ]
+        out.append(
+            Level(
+                ("architecture", "residual_scale"),
+                self.variants,
+                tuple(_variant_part(*v) for v in self.variants),
+            )
         )
+        if self.train is not None:
+            rates = self.train.learning_rate
+            out.append(
+                Level(
+                    ("learning_rate",),
+                    tuple((r,) for r in rates),
+                    tuple(_part("learning_rate", r) for r in rates),
+                )
+            )
+        return out
 
     @property
     def n_configs(self) -> int:
         """Rows of the sweep: the grid's points, times the learning rates when it trains."""
-        return math.prod(len(v) for v in self._row_axis_values())
+        return math.prod(len(level.options) for level in self.levels())
 
     def configs(self) -> pd.DataFrame:
         """The config table: one row per point of the grid (and learning rate, when the
@@ -163,53 +230,92 @@ class Spec:
 
         Built from numpy columns, and the ids by grid_ids: no Python object per row but the
         id string itself. A sweep runs from config_blocks, never from this whole table."""
-        return grid_table(self.row_axes, self._row_axis_values())
+        return grid_table(self.levels())
 
-    def config_blocks(self, max_rows: int) -> Iterator[list[tuple]]:
+    def config_blocks(self, max_rows: int) -> Iterator[list[Level]]:
         """The grid as sub-grids of about max_rows rows (at least one family each), each
-        the row axes' values (row_axes order) of a product of whole families: every depth
-        and learning rate of each family (FAMILY_AXES) it holds. Together they cover the
-        grid once. The families are cut in FAMILY_AXES order (seed before sigma), so a
-        block keeps all the sigmas of its seeds and seed groups pack as in the whole grid.
-        """
-        values = dict(zip(self.row_axes, self._row_axis_values()))
-        per_family = self.n_configs // math.prod(len(values[a]) for a in FAMILY_AXES)
+        the levels of a product of whole families: every depth and learning rate of each
+        family it holds. Together they cover the grid once. The families are cut in
+        FAMILY_LEVELS order (seed before sigma), so a block keeps all the sigmas of its
+        seeds and seed groups pack as in the whole grid."""
+        levels = {level.names[0]: level for level in self.levels()}
+        sizes = [len(levels[k].options) for k in FAMILY_LEVELS]
+        per_family = self.n_configs // math.prod(sizes)
         families = max(1, max_rows // per_family)
-        sizes = [len(values[a]) for a in FAMILY_AXES]
-        # The outermost family axis whose inner axes fit: its values go in slices.
+        # The outermost family level whose inner levels fit: its options go in slices.
         cut = next(k for k in range(len(sizes)) if math.prod(sizes[k + 1 :]) <= families)
         step = max(1, families // math.prod(sizes[cut + 1 :]))
-        outer = [values[a] for a in FAMILY_AXES[:cut]]
-        options = values[FAMILY_AXES[cut]]
+        outer = [range(len(levels[k].options)) for k in FAMILY_LEVELS[:cut]]
+        cut_level = levels[FAMILY_LEVELS[cut]]
         for fixed in itertools.product(*outer):
-            for start in range(0, len(options), step):
-                block = dict(values)
-                block.update({a: (v,) for a, v in zip(FAMILY_AXES, fixed)})
-                block[FAMILY_AXES[cut]] = options[start : start + step]
-                yield [block[a] for a in self.row_axes]
+            for start in range(0, len(cut_level.options), step):
+                block = dict(levels)
+                for key, i in zip(FAMILY_LEVELS, fixed):
+                    block[key] = levels[key].pick(slice(i, i + 1))
+                block[cut_level.names[0]] = cut_level.pick(slice(start, start + step))
+                yield list(block.values())
 
 
-def grid_table(names: tuple[str, ...], values: list) -> pd.DataFrame:
-    """The rows of the grid itertools.product(*values) (names: config_id's, in its
-    order) as numpy columns, with their config_id."""
-    sizes = [len(v) for v in values]
+def _variants(axes: dict[str, tuple]) -> tuple[tuple[str, float | None], ...]:
+    scales = axes["residual_scale"]
+    return tuple(
+        (name, alpha)
+        for name in axes["architecture"]
+        for alpha in (scales if name in names.RESIDUAL_ARCHITECTURES else (None,))
+    )
+
+
+class Level(NamedTuple):
+    """One factor of the grid's product: the columns it sets, each option's values for
+    them, and each option's piece of the canonical string that config_id hashes."""
+
+    names: tuple[str, ...]
+    options: tuple[tuple, ...]
+    parts: tuple[str, ...]
+
+    def pick(self, which: slice) -> Level:
+        return Level(self.names, self.options[which], self.parts[which])
+
+
+def _part(axis: str, value) -> str:
+    return f"{axis}={value!r}"
+
+
+def _variant_part(architecture: str, residual_scale: float | None) -> str:
+    """The variant's piece of the id: nothing for mlp (so mlp ids are those of sweeps
+    from before the axis), the architecture otherwise, and the scale when residual."""
+    pieces = [] if architecture == "mlp" else [_part("architecture", architecture)]
+    if residual_scale is not None:
+        pieces.append(_part("residual_scale", residual_scale))
+    return "|".join(pieces)
+
+
+def grid_table(levels: list[Level]) -> pd.DataFrame:
+    """The rows of the product of `levels` (in config_id's order) as numpy columns, in
+    itertools.product order, with their config_id."""
+    sizes = [len(level.options) for level in levels]
     table = {}
-    for k, (name, options) in enumerate(zip(names, values)):
+    for k, level in enumerate(levels):
         inner, outer = math.prod(sizes[k + 1 :]), math.prod(sizes[:k])
-        column = np.asarray(options, dtype=object if name in ("init", "activation") else None)
-        table[name] = np.tile(np.repeat(column, inner), outer)
-    table["config_id"] = grid_ids(names, values)
+        for j, name in enumerate(level.names):
+            values = [option[j] for option in level.options]
+            dtype = object if name in STRING_COLUMNS else (float if name in FLOAT_COLUMNS else None)
+            table[name] = np.tile(np.repeat(np.asarray(values, dtype=dtype), inner), outer)
+    table["config_id"] = grid_ids(levels)
     return pd.DataFrame(table)
 
 
-def grid_ids(names: tuple[str, ...], values: list[list]) -> list[str]:
-    """config_id of every point of the grid itertools.product(*values), in that order.
+def grid_ids(levels: list[Level]) -> list[str]:
+    """config_id of every point of the product of `levels`, in itertools.product order.
 
     The same SHA-1 as config_id, but each prefix of the canonical string is hashed once
     and copied (hashlib's copy), so a row costs one copy, one short update and one digest.
-    names must be config_id's names, in its order.
+    The first level (depth) is never empty.
     """
-    parts = [[f"{name}={v!r}".encode() for v in options] for name, options in zip(names, values)]
+    parts = [
+        [(p if k == 0 or not p else "|" + p).encode() for p in level.parts]
+        for k, level in enumerate(levels)
+    ]
     out: list[str] = []
     last = len(parts) - 1
 
@@ -222,7 +328,7 @@ def grid_ids(names: tuple[str, ...], values: list[list]) -> list[str]:
             return
         for part in parts[level]:
             h = prefix.copy()
-            h.update(part + b"|")
+            h.update(part)
             descend(level + 1, h)
 
     descend(0, hashlib.sha1())
@@ -230,10 +336,17 @@ def grid_ids(names: tuple[str, ...], values: list[list]) -> list[str]:
 
 
 def config_id(values: dict[str, Any]) -> str:
-    """16 hex digits from the axis values alone (and learning_rate, for rows of a sweep
-    that trains), so ids are stable across runs and chunks."""
-    names = AXES + (("learning_rate",) if values.get("learning_rate") is not None else ())
-    canonical = "|".join(f"{a}={values[a]!r}" for a in names)
+    """16 hex digits from the axis values alone, so ids are stable across runs and chunks:
+    SHA-1 of 'axis=repr(value)|...' over the axes in AXES order, where architecture is
+    left out for "mlp" and residual_scale for a non-residual architecture (so the ids of
+    plain networks are those of sweeps from before these axes), then learning_rate, for
+    rows of a sweep that trains."""
+    architecture = values.get("architecture", "mlp")
+    keys = list(AXES[:ARCHITECTURE_LEVEL])
+    keys += ["architecture"] if architecture != "mlp" else []
+    keys += ["residual_scale"] if architecture in names.RESIDUAL_ARCHITECTURES else []
+    keys += ["learning_rate"] if values.get("learning_rate") is not None else []
+    canonical = "|".join(f"{a}={values[a]!r}" for a in keys)
     return hashlib.sha1(canonical.encode()).hexdigest()[:16]
 
 
@@ -295,14 +408,16 @@ def _validate_axis(key: str, values: list) -> tuple:
         ]
     elif key == "seed":
         checked = [_check_int(key, v, 0, MAX_SEED, "an integer seed") for v in values]
-    elif key in ("sigma_w", "sigma_b"):
+    elif key in ("sigma_w", "sigma_b", "residual_scale"):
         checked = [_check_sigma(key, v) for v in values]
+    elif key == "architecture":
+        checked = [_check_name(key, v, names.ARCHITECTURES) for v in values]
     elif key == "init":
         checked = [_check_name(key, v, names.INITS) for v in values]
     else:
         checked = [_check_name(key, v, names.ACTIVATIONS) for v in values]
     unique = list(dict.fromkeys(checked))  # first occurrences, in order: linear time
-    return tuple(sorted(unique) if key not in ("init", "activation") else unique)
+    return tuple(sorted(unique) if key not in STRING_COLUMNS else unique)
 
 
 def from_dict(raw: dict[str, Any], default_name: str = "sweep") -> Spec:
@@ -337,13 +452,22 @@ def from_dict(raw: dict[str, Any], default_name: str = "sweep") -> Spec:
     for key in AXES:
         values = _axis_values(key, axes_raw[key]) if key in axes_raw else AXIS_DEFAULTS[key]
         axes[key] = _validate_axis(key, values)
-        n_configs *= len(axes[key])
+        n_configs *= len(axes[key]) if key not in OPTIONAL_AXES else 1
         if n_configs > MAX_CONFIGS:  # refused as soon as known, before the other axes
             break
+    else:
+        n_configs *= len(_variants(axes))
     if n_configs > MAX_CONFIGS:
         raise SpecError(
             f"axes: {n_configs:,} configs or more is more than {MAX_CONFIGS:,}; split it into "
             "several specs, or use smaller axes"
+        )
+
+    normed = [a for a in axes["architecture"] if a in names.LAYERNORM_ARCHITECTURES]
+    if normed and axes["width"][0] < 2:
+        raise SpecError(
+            f"axes.width: architecture {normed[0]} needs width >= 2 (LayerNorm of one unit is "
+            "0/0); drop width 1 or that architecture"
         )
 
     settings = raw.get("settings", {})

@@ -39,6 +39,8 @@ SCHEMA = pa.schema(
         ("init", pa.string()),
         ("activation", pa.string()),
         ("seed", pa.int64()),
+        ("architecture", pa.string()),
+        ("residual_scale", pa.float64()),
         ("dtype", pa.string()),
         ("log10_act_norm", pa.list_(pa.float64())),
         ("log10_forward_gain", pa.float64()),
@@ -69,9 +71,22 @@ SCHEMA = pa.schema(
 )
 # Columns of a few distinct strings; dictionary encoding of the others (ids, floats and
 # their lists) costs a third of a part's write time and saves nothing.
-DICTIONARY_COLUMNS = ["init", "activation", "dtype", "status", "theory_phase"]
+DICTIONARY_COLUMNS = ["init", "activation", "architecture", "dtype", "status", "theory_phase"]
 # How loaded rows are ordered (sweep.load, and the per-layer table).
-SORT_KEYS = ("init", "activation", "width", "seed", "sigma_b", "sigma_w", "depth", "learning_rate")
+SORT_KEYS = (
+    "architecture",
+    "residual_scale",
+    "init",
+    "activation",
+    "width",
+    "seed",
+    "sigma_b",
+    "sigma_w",
+    "depth",
+    "learning_rate",
+)
+# What a part from before a column existed holds there (others read as null).
+OLD_PART_VALUES = {"architecture": "mlp"}
 TRAIN_COLUMNS = tuple(SCHEMA.names[SCHEMA.get_field_index("learning_rate") :])
 MANIFEST = "sweep.json"
 STALE_TEMP_SECONDS = 3600
@@ -362,8 +377,8 @@ def done_ids(out_dir: str) -> IdSet:
 def read_rows(out_dir: str, columns: list[str] | None = None, filters=None) -> pa.Table:
     """The rows of a results directory in SCHEMA (or the given columns of it), each part
     verified against the manifest. A part written by an older version that lacks a column
-    (learning_rate came later) reads it as nulls. Rows whose config_id repeats (a part
-    copied twice) are dropped, with a warning."""
+    (learning_rate came later) reads it as nulls, architecture as "mlp". Rows whose
+    config_id repeats (a part copied twice) are dropped, with a warning."""
     digest = grid_digest(read_manifest(out_dir))
     names = list(columns or SCHEMA.names)
     wanted = names if "config_id" in names else ["config_id", *names]
@@ -374,7 +389,8 @@ def read_rows(out_dir: str, columns: list[str] | None = None, filters=None) -> p
         for name in wanted:
             if name not in present:
                 field = SCHEMA.field(name)
-                table = table.append_column(field, pa.nulls(len(table), field.type))
+                value = pa.scalar(OLD_PART_VALUES.get(name), field.type)
+                table = table.append_column(field, pa.repeat(value, len(table)))
         tables.append(table.select(wanted))
     if not tables:
         return pa.schema([SCHEMA.field(n) for n in names]).empty_table()

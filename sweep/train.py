@@ -47,7 +47,17 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from . import activations, devices, logspace, names, network, plan, spec as spec_module, tasks
+from . import (
+    activations,
+    blocks,
+    devices,
+    logspace,
+    names,
+    network,
+    plan,
+    spec as spec_module,
+    tasks,
+)
 
 MOMENTUM = 0.9
 # Built with learning rate 1: every optimizer here ends in a scale by -learning_rate, so
@@ -99,21 +109,25 @@ def train_bytes_per_config(program: network.Program, settings: spec_module.Train
     return item * (copies * params + residuals + evaluation + shared + per_step)
 
 
-def _forward(params, live, x, act):
+def _linear(x, w, b):
+    """x W^T + b, with b through a rank-1 product, ones (B, 1) times b (N, 1)^T: the same
+    bits as a broadcast add, but its gradient becomes a dot over the batch rather than a
+    reduction, whose rounding XLA may vary with the number of vmapped configs."""
+    ones = jnp.ones((x.shape[0], 1), x.dtype)
+    return logspace.rows_times_transpose(x, w) + logspace.rows_times_transpose(ones, b[:, None])
+
+
+def _forward(params, live, alpha, x, block, act):
     """Outputs (B, K) of one config: params w (L, N, N), b (L, N), readout (K, N); live (L,)
-    True for the config's own layers, False for identity padding; x (B, N)."""
+    True for the config's own layers, False for identity padding; alpha: its residual
+    scale (read by residual blocks); x (B, N); block: the architecture (blocks.BLOCKS)."""
 
     def layer(a, p):
         w, b, on = p
         # A padded layer sees zeros, so nothing it computes can be non-finite, and passes
         # a through unchanged: no gradient reaches its w and b, and a's is exactly kept.
         a_in = jnp.where(on, a, 0)
-        # b enters through a rank-1 product, ones (B, 1) times b (N, 1)^T: the same bits as
-        # a broadcast add, but its gradient becomes a dot over the batch rather than a
-        # reduction, whose rounding XLA may vary with the number of vmapped configs.
-        ones = jnp.ones((a.shape[0], 1), a.dtype)
-        h = logspace.rows_times_transpose(a_in, w) + logspace.rows_times_transpose(ones, b[:, None])
-        return jnp.where(on, act(h), a), None
+        return jnp.where(on, block.plain(a_in, w, b, alpha, act, _linear), a), None
 
     a, _ = jax.lax.scan(layer, x, (params["w"], params["b"], live))
     return logspace.rows_times_transpose(a, params["readout"])
@@ -128,17 +142,17 @@ def _mask_layers(tree, live):
     }
 
 
-def _train_group(params, live, rate, x, y, batches, task: tasks.Task, act, optimizer):
+def _train_group(params, live, alpha, rate, x, y, batches, task: tasks.Task, block, act, optimizer):
     """Trains F configs of one depth group. params: w (F, L, N, N), b (F, L, N), readout
-    (F, K, N); live (F, L); rate (F,) learning rates; x (P, N), y; batches (T, B) example
-    indices. optimizer: built with learning rate 1 (OPTIMIZERS)."""
+    (F, K, N); live (F, L); alpha (F,) residual scales; rate (F,) learning rates; x (P, N),
+    y; batches (T, B) example indices. optimizer: built with learning rate 1 (OPTIMIZERS)."""
 
-    def loss(p, on, xb, yb):
-        per_example = task.loss(_forward(p, on, xb, act), yb)
+    def loss(p, on, scale, xb, yb):
+        per_example = task.loss(_forward(p, on, scale, xb, block, act), yb)
         return jnp.mean(per_example), per_example
 
-    def evaluate(p, on):
-        outputs = _forward(p, on, x, act)
+    def evaluate(p, on, scale):
+        outputs = _forward(p, on, scale, x, block, act)
         correct = (
             jnp.argmax(outputs, axis=-1) == y
             if task.classification
@@ -146,11 +160,11 @@ def _train_group(params, live, rate, x, y, batches, task: tasks.Task, act, optim
         )
         return task.loss(outputs, y), correct
 
-    grad_all = jax.vmap(jax.value_and_grad(loss, has_aux=True), in_axes=(0, 0, None, None))
+    grad_all = jax.vmap(jax.value_and_grad(loss, has_aux=True), in_axes=(0, 0, 0, None, None))
 
     def step(carry, idx):
         params, state = carry
-        (_, per_example), grads = grad_all(params, live, x[idx], y[idx])
+        (_, per_example), grads = grad_all(params, live, alpha, x[idx], y[idx])
         grads = jax.vmap(_mask_layers)(grads, live)
         updates, state = jax.vmap(optimizer.update)(grads, state, params)
         updates = jax.vmap(lambda u, r: jax.tree.map(lambda leaf: leaf * r, u))(updates, rate)
@@ -159,9 +173,9 @@ def _train_group(params, live, rate, x, y, batches, task: tasks.Task, act, optim
 
     # Per-example losses come out and are averaged outside, in float64: a reduction inside
     # the program could round differently with the number of configs.
-    loss_initial, _ = jax.vmap(evaluate)(params, live)
+    loss_initial, _ = jax.vmap(evaluate)(params, live, alpha)
     (params, _), losses = jax.lax.scan(step, (params, jax.vmap(optimizer.init)(params)), batches)
-    loss_final, correct = jax.vmap(evaluate)(params, live)
+    loss_final, correct = jax.vmap(evaluate)(params, live, alpha)
     return {
         "loss_initial": loss_initial,
         "loss_final": loss_final,
@@ -184,6 +198,7 @@ def compiled(
     program: the measured network (width, its one init and activation, dtype); each
     device draws the shared weights itself and trains its own configs."""
     task, act = tasks.get(settings.task), activations.get(program.activations[0]).fn
+    block = blocks.BLOCKS[program.block]
     optimizer = OPTIMIZERS[settings.optimizer](1.0)
     compute_dtype = program.compute_dtype
     depth_array = np.asarray(depth)
@@ -192,7 +207,7 @@ def compiled(
     inverse = np.argsort(np.concatenate(rows))
     n_layers, width, n_outputs = max(depth), program.width, task.n_outputs
 
-    def run(sigma_w, sigma_b, rate, seed, root_key, x, y):
+    def run(sigma_w, sigma_b, alpha, rate, seed, root_key, x, y):
         keys = network.family_keys(root_key, seed, width, program.inits)
         w_hat, b_hat = jax.lax.map(
             lambda layer: network.layer_weights(keys, layer, program), jnp.arange(1, n_layers + 1)
@@ -206,9 +221,10 @@ def compiled(
             own["batches"], (settings.steps, settings.batch_size), 0, x.shape[0]
         )
         x = x.astype(compute_dtype)
-        sw, sb, rate = (
+        sw, sb, alpha, rate = (
             sigma_w.astype(compute_dtype),
             sigma_b.astype(compute_dtype),
+            alpha.astype(compute_dtype),
             rate.astype(compute_dtype),
         )
         results = []
@@ -225,14 +241,26 @@ def compiled(
                 ),
             }
             live = jnp.arange(1, top + 1)[None, :] <= jnp.asarray(depth_array[members])[:, None]
-            out = _train_group(params, live, rate[members], x, y, batches, task, act, optimizer)
+            out = _train_group(
+                params,
+                live,
+                alpha[members],
+                rate[members],
+                x,
+                y,
+                batches,
+                task,
+                block,
+                act,
+                optimizer,
+            )
             results.append({k: v[:n_members] for k, v in out.items()})
         return {k: jnp.concatenate([r[k] for r in results])[inverse] for k in results[0]}
 
     return devices.sharded_jit(run, n_devices, SPLIT)
 
 
-SPLIT = (0,) * 3 + (None,) * 4  # sigma_w, sigma_b, rate per config; the rest shared
+SPLIT = (0,) * 4 + (None,) * 4  # sigma_w, sigma_b, alpha, rate per config; the rest shared
 
 
 def _devices_for(depth: tuple[int, ...]) -> int:
@@ -293,6 +321,7 @@ def train_chunk(
     settings: spec_module.TrainSettings,
     max_groups: int = DEFAULT_DEPTH_GROUPS,
     learning_rate=None,
+    residual_scale=None,
 ) -> dict[str, np.ndarray]:
     """Trains F configs that share a seed and a network (width, init, activation, dtype).
 
@@ -306,7 +335,8 @@ def train_chunk(
         activation (single_program); its width and dtype are used, its depths, batch and
         loss are the measurement's and are ignored; settings: the spec's [train];
         max_groups: depth groups, each its own scan; learning_rate: (F,) each config's
-        rate; None for settings.learning_rate, which must then be one number.
+        rate; None for settings.learning_rate, which must then be one number;
+        residual_scale: (F,) each config's alpha (residual architectures; None: 1).
     Returns:
       numpy arrays keyed by column name, each (F,) except train_loss_curve (F, <= 64);
       train_steps_to_half_loss is 0 where the loss never halved.
@@ -332,7 +362,8 @@ def train_chunk(
     program_settings = dataclasses.replace(settings, learning_rate=())
     share = depth[: len(depth) // n_devices]
     trainer = compiled(program, program_settings, share, max_groups, n_devices)
-    per_config = [np.asarray(v, np.float64) for v in (sigma_w, sigma_b, learning_rate)]
+    alpha = np.ones(len(depth)) if residual_scale is None else residual_scale
+    per_config = [np.asarray(v, np.float64) for v in (sigma_w, sigma_b, alpha, learning_rate)]
     args = [*per_config, jnp.int32(seed), root_key, x, y]
     out = trainer(*devices.place(args, n_devices, SPLIT))
     summary = _summarise(
@@ -391,6 +422,7 @@ def train_columns(chunk, rows, settings, root_seed: int, memory_budget: int | No
                 program,
                 settings,
                 learning_rate=np.tile(rates, n_depths * len(families)),
+                residual_scale=np.repeat(chunk.residual_scale[families], per_family),
             )
             results.append({k: v[: (stop - start) * per_family] for k, v in trained.items()})
     trained = {k: np.concatenate([r[k] for r in results]) for k in results[0]}

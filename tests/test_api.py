@@ -111,6 +111,8 @@ def test_layers_table_is_long_and_matches_the_list_columns(tiny):
         "init",
         "activation",
         "seed",
+        "architecture",
+        "residual_scale",
         "learning_rate",
         "layer",
         "log10_act_norm",

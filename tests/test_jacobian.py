@@ -36,7 +36,7 @@ def _engine(sigma_w, seed, init_index, activation_index):
     fwd = network.forward_one(scales, keys, activation_index, PROGRAM)
     layers = jnp.arange(1, PROGRAM.n_layers + 1)
     weights = jax.vmap(lambda layer: network.layer_weights(keys, layer, PROGRAM))(layers)
-    return metrics.log10_jac_sv, fwd.dphi[:, 0], weights.w_hat
+    return metrics.log10_jac_sv, fwd.saved.dphi[:, 0], weights.w_hat
 
 
 @jax.enable_x64(True)

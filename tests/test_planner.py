@@ -10,17 +10,29 @@ from helpers import xla_temp_and_argument_bytes
 from sweep import api, engine, memory, network, plan, spec
 
 SHAPES = {
-    "narrow-deep": (2, tuple(range(1, 121)), "linear", "shared"),
-    "medium-few-depths": (16, (10, 80, 160), "relu", "shared"),
-    "wide": (96, tuple(range(2, 33, 2)), "tanh", "shared"),
-    "independent": (32, (60,), "tanh", "independent"),
+    "narrow-deep": (2, tuple(range(1, 121)), "linear", "shared", "mlp"),
+    "medium-few-depths": (16, (10, 80, 160), "relu", "shared", "mlp"),
+    "wide": (96, tuple(range(2, 33, 2)), "tanh", "shared", "mlp"),
+    "independent": (32, (60,), "tanh", "independent", "mlp"),
+    "resnet": (64, tuple(range(1, 41)), "tanh", "shared", "resnet"),
+    "resnet-prenorm": (32, (10, 80, 152), "relu", "shared", "resnet_prenorm"),
+    "mlp-layernorm": (48, tuple(range(2, 33, 2)), "tanh", "shared", "mlp_layernorm"),
 }
 
 
-def program_of(width, depths, activation, draws):
+def program_of(width, depths, activation, draws, architecture="mlp"):
     groups = plan.stream_groups(depths) if draws == "shared" else ((0, 1, depths[-1]),)
     return network.Program(
-        width, "float32", 8, "cotangent", depths[-1], groups, ("gaussian",), (activation,), draws
+        width,
+        "float32",
+        8,
+        "cotangent",
+        depths[-1],
+        groups,
+        ("gaussian",),
+        (activation,),
+        draws,
+        block=architecture,
     )
 
 
@@ -30,6 +42,7 @@ def xla_bytes(program, depths, n_units):
     args = (
         jnp.ones((1, n_units)),
         jnp.zeros((1, n_units)),
+        jnp.ones((1, n_units)),
         jnp.full((1, n_units, 1), depths[-1]) if own else jnp.asarray(depths),
         jnp.zeros((1, n_units, 2), jnp.uint32),
         jnp.zeros(1, jnp.int32),
@@ -40,9 +53,11 @@ def xla_bytes(program, depths, n_units):
     return xla_temp_and_argument_bytes(run.lower(*args).compile())
 
 
-@pytest.mark.parametrize("width, depths, activation, draws", SHAPES.values(), ids=SHAPES.keys())
-def test_estimate_bounds_xla_memory_analysis(width, depths, activation, draws):
-    program = program_of(width, depths, activation, draws)
+@pytest.mark.parametrize(
+    "width, depths, activation, draws, architecture", SHAPES.values(), ids=SHAPES.keys()
+)
+def test_estimate_bounds_xla_memory_analysis(width, depths, activation, draws, architecture):
+    program = program_of(width, depths, activation, draws, architecture)
     two, six = xla_bytes(program, depths, 2), xla_bytes(program, depths, 6)
     per_unit = (six - two) / 4
     assert per_unit <= memory.unit_bytes(program) <= 4 * per_unit

@@ -1,0 +1,186 @@
+"""The residual and LayerNorm architectures (sweep.blocks) against an independent float64
+implementation (plain arithmetic and JAX autodiff, numpy's SVD), closed forms at depth
+10,000, and LayerNorm's output at any scale."""
+
+import dataclasses
+import math
+
+import helpers
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from sweep import activations, api, blocks, logspace, network
+
+DEPTHS = (1, 3, 6, 10)
+WIDTH, BATCH = 12, 3
+EPS64 = float(np.finfo(np.float64).eps)
+EPS32 = float(np.finfo(np.float32).eps)
+
+
+def program_of(architecture, activation, depths=DEPTHS, dtype="float64", width=WIDTH):
+    base = helpers.program(width, "gaussian", activation, depths, dtype=dtype, batch=BATCH)
+    return dataclasses.replace(base, block=architecture)
+
+
+def plain_layer(architecture, act, x, w, b, alpha):
+    """One layer as a textbook writes it, float64, LayerNorm without epsilon."""
+
+    def layer_norm(v):
+        centred = v - v.mean(-1, keepdims=True)
+        return centred / jnp.sqrt((centred**2).mean(-1, keepdims=True))
+
+    if architecture == "mlp":
+        return act(x @ w.T + b)
+    if architecture == "mlp_layernorm":
+        return act(layer_norm(x @ w.T + b))
+    inner = layer_norm(x) if architecture == "resnet_prenorm" else x
+    return x + alpha * (act(inner) @ w.T + b)
+
+
+def reference(architecture, activation, sigma_w, sigma_b, alpha, seed):
+    """The engine's measurements of one family, and the same from plain float64 JAX:
+    forward RMS per layer, backward gain, ||dℓ/dW_l||_F and the Jacobian's extreme
+    singular values (numpy SVD of jax.jacfwd) at DEPTHS."""
+    program = program_of(architecture, activation)
+
+    @jax.jit
+    def engine(sigma_w, sigma_b, alpha):
+        # Ŵ_l, b̂_l and the probes come out of the same compiled program as the metrics: XLA
+        # may draw them an ulp apart in another program (eager ops are not fused).
+        keys = network.family_keys(jax.random.key(0), seed, WIDTH, program.inits)
+        scales = blocks.Scales(sigma_w, sigma_b, alpha)
+        metrics = network.family_one(scales, keys, jnp.asarray(DEPTHS), 0, program)
+        fwd = network.forward_one(scales, keys, 0, program)
+        g_hat, log_g = network.output_cotangents(fwd.a_hat, fwd.log_a, keys, program)
+        layers = jnp.arange(1, program.n_layers + 1)
+        weights = jax.vmap(lambda layer: network.layer_weights(keys, layer, program))(layers)
+        x = network.probe_inputs(keys, program)
+        return metrics, weights, x, jnp.exp(log_g)[..., None] * g_hat
+
+    metrics, weights, x, cotangents = engine(*(jnp.float64(v) for v in (sigma_w, sigma_b, alpha)))
+    w = [sigma_w * np.asarray(m, np.float64) for m in weights.w_hat]
+    b = [sigma_b * np.asarray(v, np.float64) for v in weights.b_hat]
+    x, cotangents = np.asarray(x, np.float64), np.asarray(cotangents)
+    act = activations.get(activation).fn
+
+    def run(x, w, depth):
+        out = [x]
+        for layer in range(depth):
+            out.append(plain_layer(architecture, act, out[-1], w[layer], b[layer], alpha))
+        return out
+
+    acts = run(x, w, program.n_layers)
+    rms = [
+        math.log10(math.sqrt(float(np.mean(np.sum(np.asarray(a) ** 2, -1)) / WIDTH))) for a in acts
+    ]
+    expected = {"act": np.asarray(rms), "gain": [], "grad": [], "sv": []}
+    for depth in DEPTHS:
+        g = cotangents[depth]
+
+        def loss(x, w, depth=depth, g=g):
+            return jnp.sum(run(x, w, depth)[-1] * g)
+
+        dx, dw = jax.grad(loss, argnums=(0, 1))(jnp.asarray(x), [jnp.asarray(m) for m in w])
+
+        def batch_rms(v):
+            return math.sqrt(float(np.mean(np.sum(np.asarray(v) ** 2, -1))))
+
+        expected["gain"].append(math.log10(batch_rms(dx) / batch_rms(g)))
+        expected["grad"].append([math.log10(float(np.linalg.norm(d))) for d in dw[:depth]])
+        jac = jax.jacfwd(lambda x0, depth=depth: run(x0[None], w, depth)[-1][0])(jnp.asarray(x[0]))
+        expected["sv"].append(np.linalg.svd(np.asarray(jac), compute_uv=False))
+    return metrics, expected
+
+
+def close(a, b, rtol=1e-9):
+    return abs(10 ** (a - b) - 1) < rtol
+
+
+@pytest.mark.parametrize("architecture", ["resnet", "resnet_prenorm", "mlp_layernorm", "mlp"])
+@pytest.mark.parametrize("activation", ["tanh", "relu"])
+def test_every_measurement_equals_plain_float64_autodiff(architecture, activation):
+    with jax.enable_x64(True):
+        for seed, sigma_w, sigma_b, alpha in ((0, 1.4, 0.2, 1.0), (1, 0.8, 0.0, 0.3)):
+            metrics, expected = reference(architecture, activation, sigma_w, sigma_b, alpha, seed)
+            act = np.asarray(metrics.log10_act_norm)
+            np.testing.assert_allclose(act, expected["act"], rtol=0, atol=1e-11)
+            for s, depth in enumerate(DEPTHS):
+                assert close(float(metrics.log10_backward_gain[s]), expected["gain"][s])
+                grads = np.asarray(metrics.log10_grad_norm[s, :depth])
+                np.testing.assert_allclose(grads, expected["grad"][s], rtol=0, atol=1e-10)
+                sv = expected["sv"][s]
+                log10_max, log10_min = (float(v) for v in metrics.log10_jac_sv[s])
+                assert close(log10_max, math.log10(sv[0]))
+                if architecture == "mlp_layernorm":
+                    # LayerNorm projects out two directions: J is singular.
+                    assert log10_min == -math.inf and sv[-1] < 1e-12 * sv[0]
+                elif sv[-1] > 0 and sv[0] / sv[-1] < 1e-9 / (WIDTH * EPS64):  # numpy resolves it
+                    assert close(log10_min, math.log10(sv[-1]))
+
+
+def test_resnet_with_alpha_zero_is_the_identity_map():
+    program = program_of("resnet", "tanh", depths=(1, 50, 200), dtype="float32")
+    keys = network.family_keys(jax.random.key(0), 3, WIDTH, program.inits)
+    with jax.enable_x64(True):
+        scales = blocks.Scales(jnp.float64(1.5), jnp.float64(0.5), jnp.float64(0.0))
+        metrics = network.family_one(scales, keys, jnp.asarray((1, 50, 200)), 0, program)
+        act = np.asarray(metrics.log10_act_norm)
+        # Each layer renormalises the same float32 vector: a few float64 ulps a layer.
+        assert np.abs(act - act[0]).max() < 200 * 4 * EPS64
+        assert np.abs(np.asarray(metrics.log10_backward_gain)).max() < 200 * 4 * EPS64
+        np.testing.assert_allclose(np.asarray(metrics.log10_jac_sv), 0, atol=200 * 8 * EPS64)
+
+
+def test_linear_identity_resnet_grows_by_one_plus_alpha_s_a_layer(tmp_path):
+    """x_l = (1 + alpha s) x_{l-1}: gain L log10(1 + alpha s), exactly, at depth 10,000."""
+    alpha, s, depths = 0.25, 2.0, [1, 100, 10_000]
+    frame = api.run(
+        {
+            "axes": {
+                "depth": depths,
+                "sigma_w": [s],
+                "width": [8],
+                "init": ["identity"],
+                "architecture": ["resnet"],
+                "residual_scale": [alpha],
+            },
+        },
+        str(tmp_path),
+    )
+    per_layer = math.log10(1 + alpha * s)
+    for depth, row in zip(depths, frame.itertuples()):
+        # The float32 stream is summed in float64 and rounded at unit RMS, the rounding
+        # charged to the float64 log-scale: a few float64 ulps of the log a layer.
+        tolerance = depth * 16 * EPS64 * (1 + depth * per_layer)
+        for column in (
+            "log10_forward_gain",
+            "log10_backward_gain",
+            "log10_jac_sv_max",
+            "log10_jac_sv_min",
+        ):
+            assert abs(getattr(row, column) - depth * per_layer) < tolerance, (column, depth)
+
+
+@pytest.mark.parametrize("decades", [-300, 0, 300])
+def test_layernorm_output_has_zero_mean_and_unit_rms_at_any_scale(decades):
+    v = jax.random.normal(jax.random.key(decades + 1), (5, 64), jnp.float32) + 3.0
+    with jax.enable_x64(True):
+        log_v = jnp.full((5,), decades * math.log(10.0))
+        normed, log_std = logspace.layer_norm(v, log_v)
+        out = np.asarray(normed.astype(jnp.float32), np.float64)
+        assert np.abs(out.mean(-1)).max() < 4 * EPS32
+        assert np.abs(np.sqrt((out**2).mean(-1)) - 1).max() < 4 * EPS32
+        std = np.asarray(v, np.float64).std(-1)
+        np.testing.assert_allclose(
+            np.asarray(log_std), decades * math.log(10) + np.log(std), rtol=1e-13
+        )
+        # And inside the network: the LayerNorm of a stream at 1e+-300 (mlp_layernorm's h).
+        program = program_of("mlp_layernorm", "tanh", depths=(1,), dtype="float32", width=64)
+        weights = blocks.Weights(jnp.eye(64, dtype=jnp.float32), jnp.zeros(64, jnp.float32))
+        scales = blocks.Scales(jnp.float64(1.0), jnp.float64(0.0))
+        out = blocks.BLOCKS["mlp_layernorm"].forward(v, log_v, v, scales, weights, 0, program)
+        saved = np.asarray(out.saved.normed, np.float64)
+        assert np.abs(saved.mean(-1)).max() < 4 * EPS32
+        assert np.abs(np.sqrt((saved**2).mean(-1)) - 1).max() < 4 * EPS32
