@@ -71,7 +71,8 @@ def measurements(chunk: plan.Chunk, rows: Rows, result: dict[str, np.ndarray]) -
         return flat if identity else flat[rows.measured]
 
     grad = per_row(result["log10_grad_norm"])  # (R, L)
-    jac = per_row(result["log10_jac_sv"])  # (R, 2)
+    jac = per_row(result["log10_jac_sv"])  # (R, 2); NaN when the sweep skips the Jacobian
+    jacobian = chunk.program.jacobian
     gain_bwd = per_row(result["log10_backward_gain"])
 
     def first_within_depth(flags):
@@ -90,7 +91,7 @@ def measurements(chunk: plan.Chunk, rows: Rows, result: dict[str, np.ndarray]) -
         ((first_nan_act > 0) & (first_nan_act <= depth + 1))
         | ((first_nan_grad > 0) & (first_nan_grad <= depth))
         | np.isnan(gain_bwd)
-        | np.isnan(jac).any(axis=1)
+        | (np.isnan(jac).any(axis=1) & jacobian)
     )
     status = np.select(
         [nonfinite, dead, overflow > 0, underflow > 0],
@@ -116,8 +117,8 @@ def measurements(chunk: plan.Chunk, rows: Rows, result: dict[str, np.ndarray]) -
         "log10_forward_gain": act[unit, depth] - act[unit, 0],
         "log10_grad_norm": store.Ragged.rows(grad, depth),
         "log10_backward_gain": gain_bwd,
-        "log10_jac_sv_max": jac[:, 0],
-        "log10_jac_sv_min": jac[:, 1],
+        "log10_jac_sv_max": np.ma.masked_array(jac[:, 0], mask=np.full(n_rows, not jacobian)),
+        "log10_jac_sv_min": np.ma.masked_array(jac[:, 1], mask=np.full(n_rows, not jacobian)),
         "overflow_layer": _nullable_layer(overflow),
         "underflow_layer": _nullable_layer(underflow),
         "status": status,
@@ -126,28 +127,41 @@ def measurements(chunk: plan.Chunk, rows: Rows, result: dict[str, np.ndarray]) -
 
 def theory_columns(chunk: plan.Chunk, rows: Rows) -> dict:
     """Mean-field predictions for each row. They hold for i.i.d. inits and share chi1 with
-    orthogonal; the identity init is deterministic, so only identity+linear (where the
-    prediction, a gain of sigma_w per layer, is exact) gets values, others get null."""
+    orthogonal; the identity init is deterministic, so only identity+linear mlp (where the
+    prediction, a gain of sigma_w per layer, is exact) gets values, others get null. A
+    column an architecture does not define (theory.DEFINED) is null in its rows."""
     bucket = chunk.bucket
-    if bucket.init == "identity" and bucket.activation != "linear":
+    exact = bucket.activation == "linear" and bucket.architecture == "mlp"
+    if bucket.init == "identity" and not exact:
         return {}  # nothing to predict: the store writes null
     grid = tuple(
         np.ascontiguousarray(v, dtype).tobytes()
         for v, dtype in (
             (chunk.sigma_w[rows.unit], float),
             (chunk.sigma_b[rows.unit], float),
+            (chunk.residual_scale[rows.unit], float),
             (rows.depth, np.int64),
         )
     )
-    predicted = dict(_predicted(bucket.activation, *grid))
+    predicted = dict(_predicted(bucket.architecture, bucket.activation, *grid))
     phase_code = predicted.pop("theory_phase")
     phases = np.asarray(theory.PHASES + ("",), dtype=object)[phase_code]
-    return {**predicted, "theory_phase": np.ma.masked_array(phases, mask=phase_code < 0)}
+    defined = theory.DEFINED[bucket.architecture]
+    out = {
+        key: value if key in defined else np.ma.masked_all(value.shape)
+        for key, value in predicted.items()
+    }
+    return {**out, "theory_phase": np.ma.masked_array(phases, mask=phase_code < 0)}
 
 
 @functools.lru_cache(maxsize=8)
-def _predicted(activation: str, sigma_w: bytes, sigma_b: bytes, depth: bytes) -> tuple:
+def _predicted(
+    architecture: str, activation: str, sigma_w: bytes, sigma_b: bytes, alpha: bytes, depth: bytes
+) -> tuple:
     """theory.predict of a chunk's rows, kept for the next chunk with the same grid: the
     prediction does not depend on init or width, and a sweep repeats it for each."""
     arrays = (np.frombuffer(sigma_w), np.frombuffer(sigma_b), np.frombuffer(depth, np.int64))
-    return tuple((k, np.asarray(v)) for k, v in theory.predict(activation, *arrays).items())
+    predicted = theory.predict(
+        activation, *arrays, architecture=architecture, residual_scale=np.frombuffer(alpha)
+    )
+    return tuple((k, np.asarray(v)) for k, v in predicted.items())

@@ -33,7 +33,7 @@ def unit_bytes(program: network.Program) -> int:
     outputs = 3 * streams * layers * 8  # per-layer gradient norms, with their copies
     # J, J^-1, temporaries; each measured depth's, twice; a per-family M_l and its inverse
     inverse = 6 if block.per_family_inverse else 0
-    jacobian = (8 + inverse + 4 * (streams + 1)) * width * width * 8
+    jacobian = (8 + inverse + 4 * (streams + 1)) * width * width * 8 if program.jacobian else 0
     # Ŵ, W^-1 and their float64 copies, when each unit draws its own
     own_weights = 6 * width * width * 8 if program.draws == "independent" else 0
     return int(2.5 * stored) + backward + outputs + jacobian + own_weights

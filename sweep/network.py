@@ -46,7 +46,8 @@ class Program:
     draws: "shared" or "independent": how the engine batches keys and depths (never read
       here); block: the architecture, a key of blocks.BLOCKS; linalg: the backend whose
       solver computes the Jacobian's extremes (logspace.LARGEST_SINGULAR_VALUES), set by
-      the engine from the devices it runs on.
+      the engine from the devices it runs on; jacobian: False skips the Jacobian (its
+      extremes are NaN, the rows null).
     """
 
     width: int
@@ -60,6 +61,7 @@ class Program:
     draws: str = "shared"
     block: str = "mlp"
     linalg: str = "cpu"
+    jacobian: bool = True
 
     @property
     def n_streams(self) -> int:
@@ -306,14 +308,18 @@ def family_one(scales: blocks.Scales, keys: Keys, depths, activation_index, prog
     """
     fwd = forward_one(scales, keys, activation_index, program)
     at_probe0 = jax.tree.map(lambda field: field[:, 0], fwd.saved)
-    kept = jacobians_one(scales, keys, depths, at_probe0, program)
+    if program.jacobian:
+        kept = jacobians_one(scales, keys, depths, at_probe0, program)
+        log_jac_sv = jacobian_extremes(kept, program)
+    else:
+        log_jac_sv = jnp.full((depths.shape[-1], 2), jnp.nan)
     log_grad, log_gain = backward_one(scales, fwd, keys, depths, program)
     log_act = logspace.log_rms_over_batch(fwd.log_norm)
     return Metrics(
         log10_act_norm=log_act / LN10,
         log10_grad_norm=log_grad / LN10,
         log10_backward_gain=log_gain / LN10,
-        log10_jac_sv=jacobian_extremes(kept, program) / LN10,
+        log10_jac_sv=log_jac_sv / LN10,
         overflow=fwd.overflow,
         underflow=fwd.underflow,
         dead=jnp.isneginf(log_act[1:]),

@@ -239,6 +239,7 @@ def program_of(sweep: spec_module.Spec, bucket: Bucket) -> network.Program:
         activations=names[1],
         draws=sweep.draws,
         block=bucket.architecture,
+        jacobian=sweep.jacobian,
     )
 
 

@@ -61,7 +61,13 @@ OPTIONAL_AXES = ("architecture", "residual_scale")
 STRING_COLUMNS = ("init", "activation", "architecture")
 FLOAT_COLUMNS = ("sigma_w", "sigma_b", "residual_scale", "learning_rate")
 REQUIRED_AXES = ("depth", "sigma_w", "width")
-SETTINGS_DEFAULTS = {"batch": 8, "dtype": "float32", "loss": "cotangent", "draws": "shared"}
+SETTINGS_DEFAULTS = {
+    "batch": 8,
+    "dtype": "float32",
+    "loss": "cotangent",
+    "draws": "shared",
+    "jacobian": True,
+}
 DRAWS = ("shared", "independent")
 DTYPES = ("float32", "float64", "bfloat16", "float16")
 LOSSES = ("cotangent", "mse")
@@ -138,7 +144,8 @@ class Spec:
     to its values, validated and sorted (init and activation keep their order); batch:
     probe inputs per network; dtype: the networks' arithmetic; loss: "cotangent" or
     "mse"; train: the [train] probe, or None; draws: "shared" (common random numbers
-    across depth and sigma) or "independent" (each config its own weights).
+    across depth and sigma) or "independent" (each config its own weights); jacobian:
+    False skips the input-output Jacobian (its columns are null).
 
     >>> sweep = from_dict({"axes": {"depth": [1, 2], "sigma_w": [1.5], "width": [2]}})
     >>> sweep.n_configs, list(sweep.configs()["depth"])
@@ -152,6 +159,7 @@ class Spec:
     loss: str = "cotangent"
     train: TrainSettings | None = None
     draws: str = "shared"
+    jacobian: bool = True
 
     def to_dict(self) -> dict[str, Any]:
         """The spec as the dict from_dict reads (what sweep.json records)."""
@@ -167,6 +175,8 @@ class Spec:
         }
         if self.draws != "shared":  # absent by default: older sweeps keep their JSON
             out["settings"]["draws"] = self.draws
+        if not self.jacobian:
+            out["settings"]["jacobian"] = False
         if self.train is not None:  # absent, not null: specs without [train] keep their old JSON
             out["train"] = self.train.to_dict()
         return out
@@ -496,6 +506,10 @@ def from_dict(raw: dict[str, Any], default_name: str = "sweep") -> Spec:
         raise SpecError(
             f"settings.draws: unknown draws {settings['draws']!r}; accepted: {', '.join(DRAWS)}"
         )
+    if not isinstance(settings["jacobian"], bool):
+        raise SpecError(
+            f"settings.jacobian: {ranges.short(settings['jacobian'])} must be true or false"
+        )
     train = _train_settings(raw["train"]) if "train" in raw else None
     if train is not None and settings["draws"] != "shared":
         raise SpecError(
@@ -515,6 +529,7 @@ def from_dict(raw: dict[str, Any], default_name: str = "sweep") -> Spec:
         loss=settings["loss"],
         train=train,
         draws=settings["draws"],
+        jacobian=settings["jacobian"],
     )
 
 

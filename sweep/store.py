@@ -58,6 +58,7 @@ SCHEMA = pa.schema(
         ("theory_xi_q", pa.float64()),
         ("theory_log10_backward_gain", pa.float64()),
         ("theory_phase", pa.string()),
+        ("theory_q_depth", pa.float64()),
         # The trainability probe's (sweep.train; null for sweeps without [train]).
         ("learning_rate", pa.float64()),
         ("train_loss_initial", pa.float64()),

@@ -176,7 +176,12 @@ def xla_bytes(b, settings, n_configs):
     x, y = tasks.get(settings.task).data(b.width)
     depths = (b.n_layers,) * n_configs
     program = train.compiled(b, settings, depths, train.DEFAULT_DEPTH_GROUPS)
-    per_config = (jnp.ones(n_configs), jnp.zeros(n_configs), jnp.full(n_configs, 0.01))
+    per_config = (
+        jnp.ones(n_configs),
+        jnp.zeros(n_configs),
+        jnp.ones(n_configs),
+        jnp.full(n_configs, 0.01),
+    )
     args = (*per_config, jnp.int32(0), jax.random.key(0), jnp.asarray(x), jnp.asarray(y))
     return helpers.xla_temp_and_argument_bytes(program.lower(*args).compile())
 

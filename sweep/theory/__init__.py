@@ -101,7 +101,7 @@ from ._moments import (
     correlation_kernel as correlation_kernel,
     gaussian_moments as gaussian_moments,
 )
-from ._predict import predict as predict
+from ._predict import DEFINED as DEFINED, predict as predict
 from ._quadrature import (
     DEFAULT_ORDER as DEFAULT_ORDER,
     N_MEHLER as N_MEHLER,
@@ -127,4 +127,5 @@ __all__ = [
     "log10_backward_gain",
     "mean_field",
     "predict",
+    "DEFINED",
 ]
