@@ -613,7 +613,7 @@ def load(path: str) -> Spec:
     return from_dict(raw, default_name=stem)
 
 
-PRESETS = ("lecture", "trainability")
+PRESETS = ("lecture", "trainability", "resnet")
 
 
 def preset(name: str) -> Spec:

@@ -11,7 +11,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from sweep import activations, api, blocks, logspace, network
+from sweep import activations, api, blocks, logspace, network, spec
 
 DEPTHS = (1, 3, 6, 10)
 WIDTH, BATCH = 12, 3
@@ -184,3 +184,32 @@ def test_layernorm_output_has_zero_mean_and_unit_rms_at_any_scale(decades):
         saved = np.asarray(out.saved.normed, np.float64)
         assert np.abs(saved.mean(-1)).max() < 4 * EPS32
         assert np.abs(np.sqrt((saved**2).mean(-1)) - 1).max() < 4 * EPS32
+
+
+def test_the_architecture_axes_round_trip_and_keep_mlp_ids(tmp_path):
+    axes = {
+        "depth": [1, 2],
+        "sigma_w": [1.2],
+        "width": [4],
+        "activation": ["tanh"],
+        "architecture": ["mlp", "resnet", "resnet_prenorm", "mlp_layernorm"],
+        "residual_scale": [1.0, 0.1],
+    }
+    sweep = spec.from_dict({"axes": axes})
+    assert spec.from_dict(sweep.to_dict()) == sweep
+    assert sweep.n_configs == 2 * (1 + 2 + 2 + 1)  # alpha is not crossed with mlp
+    plain = spec.from_dict({"axes": {k: v for k, v in axes.items() if k in spec.AXES[:7]}})
+    assert "architecture" not in plain.to_dict()["axes"]  # older sweeps keep their JSON
+    configs = sweep.configs()
+    mlp = configs[configs["architecture"] == "mlp"]
+    assert list(mlp["config_id"]) == list(plain.configs()["config_id"])
+    for row in configs.to_dict("records"):
+        assert row["config_id"] == spec.config_id(row)
+    frame = api.run({"axes": axes, "train": {"steps": 5, "batch_size": 8}}, str(tmp_path))
+    assert len(frame) == sweep.n_configs and frame["config_id"].is_unique
+    by_arch = frame.groupby("architecture")
+    assert set(by_arch.groups) == set(axes["architecture"])
+    assert frame["train_loss_final"].notna().all()  # the probe trains every architecture
+    residual = frame["architecture"].isin(["resnet", "resnet_prenorm"])
+    assert frame.loc[~residual, "residual_scale"].isna().all()
+    assert set(frame.loc[residual, "residual_scale"]) == {0.1, 1.0}

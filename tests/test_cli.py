@@ -59,6 +59,22 @@ BAD_SPECS = {
     "float-seed": ("[axes]\ndepth = [1]\nsigma_w = [1.0]\nwidth = [2]\nseed = [1.5]\n", "seed"),
     "string-seed": ('[axes]\ndepth = [1]\nsigma_w = [1.0]\nwidth = [2]\nseed = ["a"]\n', "seed"),
     "missing-axis": ("[axes]\ndepth = [1]\nwidth = [2]\n", "sigma_w"),
+    "unknown-architecture": (
+        '[axes]\ndepth = [1]\nsigma_w = [1.0]\nwidth = [2]\narchitecture = ["transformer"]\n',
+        "architecture",
+    ),
+    "negative-residual-scale": (
+        "[axes]\ndepth = [1]\nsigma_w = [1.0]\nwidth = [2]\nresidual_scale = [-0.5]\n",
+        "residual_scale",
+    ),
+    "layernorm-width-one": (
+        '[axes]\ndepth = [1]\nsigma_w = [1.0]\nwidth = [1, 4]\narchitecture = ["mlp_layernorm"]\n',
+        "width >= 2",
+    ),
+    "jacobian-not-bool": (
+        '[axes]\ndepth = [1]\nsigma_w = [1.0]\nwidth = [2]\n[settings]\njacobian = "no"\n',
+        "jacobian",
+    ),
     "bad-range-key": (
         "[axes]\ndepth = {start = 1, stop = 3, stride = 1}\nsigma_w = [1.0]\nwidth = [2]\n",
         "stride",

@@ -80,6 +80,10 @@ def _fixed_description(
     return ", ".join(parts)
 
 
+# The theory column that predicts a metric at each row's own depth.
+THEORY_OF = {"log10_backward_gain": "theory_log10_backward_gain"}
+
+
 def phase_diagram(
     df: pd.DataFrame,
     x: str = "sigma_w",
@@ -133,7 +137,12 @@ def phase_diagram(
     fixed = check_single_valued(rows, [a for a in AXES if a not in (x, y, *facet, "seed")])
     by = [*facet, y, x]
     theory_columns = [c for c in ("theory_chi1", "theory_xi_c") if c in rows.columns and theory]
-    table = aggregate_seeds(rows, by, [metric, *theory_columns], agg)
+    # The finite-depth prediction of the same metric: its 0 contour is the theory's boundary
+    # at each depth (for residual nets, which have no chi1, the only one there is).
+    predicted = THEORY_OF.get(metric) if theory else None
+    predicted = predicted if predicted in rows.columns and rows[predicted].notna().any() else None
+    extra = [predicted] if predicted else []
+    table = aggregate_seeds(rows, by, [metric, *theory_columns, *extra], agg)
     if table[metric].isna().all():
         raise PlotError(f"metric {metric!r} is NaN in every selected row; nothing to draw")
     if "seed" not in by:
@@ -196,6 +205,23 @@ def phase_diagram(
                         color="black",
                         linewidth=1.8,
                         label=f"measured boundary ({_short(metric)} = 0)",
+                    ),
+                )
+        if predicted and z.shape[0] >= 2 and z.shape[1] >= 2:
+            theory_grid = panel.frame.pivot(index=y, columns=x, values=predicted)
+            zt = theory_grid.reindex(index=y_values, columns=x_values).to_numpy(np.float64)
+            zt = np.ma.masked_invalid(np.clip(zt, -big, big))
+            if zt.count() and zt.min() < 0 < zt.max():
+                ax.contour(xc, yc, zt, levels=[0.0], colors="0.15", linewidths=1.4, linestyles="--")
+                handles.setdefault(
+                    "predicted",
+                    Line2D(
+                        [],
+                        [],
+                        color="0.15",
+                        linewidth=1.4,
+                        linestyle="--",
+                        label="theory boundary (finite-depth prediction = 0)",
                     ),
                 )
         ax.set_xlim(xe[0], xe[-1])

@@ -31,8 +31,13 @@ AXES = (
     "init",
     "activation",
     "seed",
+    "architecture",
+    "residual_scale",
     "learning_rate",
 )  # learning_rate: sweeps that train
+# Axes that some rows leave null because they do not apply (residual_scale of mlp):
+# --where on them keeps those rows, so mlp stays beside the resnets it is compared with.
+IGNORED_WHEN_NULL = ("residual_scale",)
 AGGREGATIONS = ("median", "mean")
 DEFAULT_FACET = ("init", "activation")
 
@@ -123,7 +128,10 @@ def select(df: pd.DataFrame, where: Mapping[str, object] | None) -> pd.DataFrame
             )
         if len(df) == 0:
             break
-        kept = df[_match(df[key], key, wanted)]
+        match = _match(df[key], key, wanted)
+        if key in IGNORED_WHEN_NULL:  # a non-residual architecture has no residual scale
+            match |= df[key].isna()
+        kept = df[match]
         if kept.empty:
             shown = wanted if isinstance(wanted, (list, tuple)) else [wanted]
             raise PlotError(
