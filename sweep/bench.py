@@ -97,6 +97,7 @@ def one_config_chunk(sweep: spec.Spec, row) -> plan.Chunk:
             "seed": [row.seed],
             "sigma_w": [row.sigma_w],
             "sigma_b": [row.sigma_b],
+            "residual_scale": [getattr(row, "residual_scale", 1.0)],
             "depth": [row.depth],
         }
     )

@@ -88,7 +88,8 @@ FAMILY_AXES = (
 FAMILY_LEVELS = ("width", "init", "activation", "architecture", "seed", "sigma_w", "sigma_b")
 MAX_SEED = 2**31 - 1
 MAX_DEPTH, MAX_WIDTH = 10**6, 2**16
-# The config table costs ~170 bytes per config on the host: 2e7 configs is ~3.4 GB.
+# One results directory's cap: a sweep is streamed in blocks, but 2e7 rows with their
+# per-layer lists no longer load into pandas on a laptop.
 MAX_CONFIGS = 2 * 10**7
 MAX_AXIS_LENGTH = ranges.MAX_AXIS_LENGTH
 MAX_BATCH = 2**16

@@ -3,12 +3,14 @@ implementation (plain arithmetic and JAX autodiff, numpy's SVD), closed forms at
 10,000, and LayerNorm's output at any scale."""
 
 import dataclasses
+import functools
 import math
 
 import helpers
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pandas as pd
 import pytest
 
 from sweep import activations, api, blocks, logspace, network, spec
@@ -39,57 +41,89 @@ def plain_layer(architecture, act, x, w, b, alpha):
     return x + alpha * (act(inner) @ w.T + b)
 
 
-def reference(architecture, activation, sigma_w, sigma_b, alpha, seed):
-    """The engine's measurements of one family, and the same from plain float64 JAX:
-    forward RMS per layer, backward gain, ||dℓ/dW_l||_F and the Jacobian's extreme
-    singular values (numpy SVD of jax.jacfwd) at DEPTHS."""
-    program = program_of(architecture, activation)
+ACTIVATIONS = ("tanh", "relu")
+
+
+@functools.cache
+def engine(architecture):
+    """The engine's metrics of one family, and its Ŵ_l, b̂_l, probes and cotangents, from
+    one compiled program (XLA may draw the weights an ulp apart in another program: eager
+    ops are not fused); both activations are run-time choices."""
+    program = dataclasses.replace(program_of(architecture, "tanh"), activations=ACTIVATIONS)
 
     @jax.jit
-    def engine(sigma_w, sigma_b, alpha):
-        # Ŵ_l, b̂_l and the probes come out of the same compiled program as the metrics: XLA
-        # may draw them an ulp apart in another program (eager ops are not fused).
+    def run(sigma_w, sigma_b, alpha, seed, activation_index):
         keys = network.family_keys(jax.random.key(0), seed, WIDTH, program.inits)
         scales = blocks.Scales(sigma_w, sigma_b, alpha)
-        metrics = network.family_one(scales, keys, jnp.asarray(DEPTHS), 0, program)
-        fwd = network.forward_one(scales, keys, 0, program)
+        metrics = network.family_one(scales, keys, jnp.asarray(DEPTHS), activation_index, program)
+        fwd = network.forward_one(scales, keys, activation_index, program)
         g_hat, log_g = network.output_cotangents(fwd.a_hat, fwd.log_a, keys, program)
         layers = jnp.arange(1, program.n_layers + 1)
         weights = jax.vmap(lambda layer: network.layer_weights(keys, layer, program))(layers)
         x = network.probe_inputs(keys, program)
         return metrics, weights, x, jnp.exp(log_g)[..., None] * g_hat
 
-    metrics, weights, x, cotangents = engine(*(jnp.float64(v) for v in (sigma_w, sigma_b, alpha)))
-    w = [sigma_w * np.asarray(m, np.float64) for m in weights.w_hat]
-    b = [sigma_b * np.asarray(v, np.float64) for v in weights.b_hat]
-    x, cotangents = np.asarray(x, np.float64), np.asarray(cotangents)
+    return run
+
+
+@functools.cache
+def plain_network(architecture, activation):
+    """Plain float64 JAX, compiled: per-layer activations (L+1, B, N), and at each of DEPTHS
+    dℓ/dx (B, N), dℓ/dW_l (depth, N, N) and the Jacobian at probe 0 (N, N), by autodiff."""
     act = activations.get(activation).fn
 
-    def run(x, w, depth):
-        out = [x]
-        for layer in range(depth):
-            out.append(plain_layer(architecture, act, out[-1], w[layer], b[layer], alpha))
-        return out
+    def run(x, w, b, alpha, depth):
+        """a_0..a_depth (depth + 1, B, N): a scan over the layers."""
 
-    acts = run(x, w, program.n_layers)
-    rms = [
-        math.log10(math.sqrt(float(np.mean(np.sum(np.asarray(a) ** 2, -1)) / WIDTH))) for a in acts
-    ]
-    expected = {"act": np.asarray(rms), "gain": [], "grad": [], "sv": []}
-    for depth in DEPTHS:
-        g = cotangents[depth]
+        def layer(a, wb):
+            a = plain_layer(architecture, act, a, *wb, alpha)
+            return a, a
 
-        def loss(x, w, depth=depth, g=g):
-            return jnp.sum(run(x, w, depth)[-1] * g)
+        _, out = jax.lax.scan(layer, x, (w[:depth], b[:depth]))
+        return jnp.concatenate([x[None], out])
 
-        dx, dw = jax.grad(loss, argnums=(0, 1))(jnp.asarray(x), [jnp.asarray(m) for m in w])
+    @jax.jit
+    def all_of_it(x, w, b, alpha, cotangents):
+        acts = run(x, w, b, alpha, max(DEPTHS))
+        per_depth = []
+        for depth in DEPTHS:
 
-        def batch_rms(v):
-            return math.sqrt(float(np.mean(np.sum(np.asarray(v) ** 2, -1))))
+            def loss(x, w, depth=depth):
+                return jnp.sum(run(x, w, b, alpha, depth)[-1] * cotangents[depth])
 
-        expected["gain"].append(math.log10(batch_rms(dx) / batch_rms(g)))
-        expected["grad"].append([math.log10(float(np.linalg.norm(d))) for d in dw[:depth]])
-        jac = jax.jacfwd(lambda x0, depth=depth: run(x0[None], w, depth)[-1][0])(jnp.asarray(x[0]))
+            dx, dw = jax.grad(loss, argnums=(0, 1))(x, w)
+            jac = jax.jacfwd(lambda x0, depth=depth: run(x0[None], w, b, alpha, depth)[-1][0])(x[0])
+            per_depth.append((dx, dw[:depth], jac))
+        return acts, per_depth
+
+    return all_of_it
+
+
+def reference(architecture, activation, sigma_w, sigma_b, alpha, seed):
+    """The engine's measurements of one family, and the same from plain float64 JAX:
+    forward RMS per layer, backward gain, ||dℓ/dW_l||_F and the Jacobian's extreme
+    singular values (numpy SVD of jax.jacfwd) at DEPTHS."""
+    scalars = (jnp.float64(v) for v in (sigma_w, sigma_b, alpha))
+    index = jnp.int32(ACTIVATIONS.index(activation))
+    metrics, weights, x, cotangents = engine(architecture)(*scalars, jnp.int32(seed), index)
+    w = sigma_w * jnp.asarray(weights.w_hat, jnp.float64)
+    b = sigma_b * jnp.asarray(weights.b_hat, jnp.float64)
+    acts, per_depth = plain_network(architecture, activation)(
+        jnp.asarray(x, jnp.float64), w, b, jnp.float64(alpha), cotangents
+    )
+
+    def batch_rms(v):
+        return math.sqrt(float(np.mean(np.sum(np.asarray(v) ** 2, -1))))
+
+    expected = {
+        "act": np.log10([batch_rms(a) / math.sqrt(WIDTH) for a in acts]),
+        "gain": [],
+        "grad": [],
+        "sv": [],
+    }
+    for depth, (dx, dw, jac) in zip(DEPTHS, per_depth):
+        expected["gain"].append(math.log10(batch_rms(dx) / batch_rms(cotangents[depth])))
+        expected["grad"].append(np.log10(np.linalg.norm(np.asarray(dw), axis=(1, 2))))
         expected["sv"].append(np.linalg.svd(np.asarray(jac), compute_uv=False))
     return metrics, expected
 
@@ -98,11 +132,11 @@ def close(a, b, rtol=1e-9):
     return abs(10 ** (a - b) - 1) < rtol
 
 
-@pytest.mark.parametrize("architecture", ["resnet", "resnet_prenorm", "mlp_layernorm", "mlp"])
-@pytest.mark.parametrize("activation", ["tanh", "relu"])
-def test_every_measurement_equals_plain_float64_autodiff(architecture, activation):
+@pytest.mark.parametrize("architecture", ["resnet", "resnet_prenorm", "mlp_layernorm"])
+def test_every_measurement_equals_plain_float64_autodiff(architecture):
+    cases = [(a, *c) for a in ACTIVATIONS for c in ((0, 1.4, 0.2, 1.0), (1, 0.8, 0.0, 0.3))]
     with jax.enable_x64(True):
-        for seed, sigma_w, sigma_b, alpha in ((0, 1.4, 0.2, 1.0), (1, 0.8, 0.0, 0.3)):
+        for activation, seed, sigma_w, sigma_b, alpha in cases:
             metrics, expected = reference(architecture, activation, sigma_w, sigma_b, alpha, seed)
             act = np.asarray(metrics.log10_act_norm)
             np.testing.assert_allclose(act, expected["act"], rtol=0, atol=1e-11)
@@ -120,21 +154,26 @@ def test_every_measurement_equals_plain_float64_autodiff(architecture, activatio
                     assert close(log10_min, math.log10(sv[-1]))
 
 
-def test_resnet_with_alpha_zero_is_the_identity_map():
-    program = program_of("resnet", "tanh", depths=(1, 50, 200), dtype="float32")
-    keys = network.family_keys(jax.random.key(0), 3, WIDTH, program.inits)
-    with jax.enable_x64(True):
-        scales = blocks.Scales(jnp.float64(1.5), jnp.float64(0.5), jnp.float64(0.0))
-        metrics = network.family_one(scales, keys, jnp.asarray((1, 50, 200)), 0, program)
-        act = np.asarray(metrics.log10_act_norm)
-        # Each layer renormalises the same float32 vector: a few float64 ulps a layer.
-        assert np.abs(act - act[0]).max() < 200 * 4 * EPS64
-        assert np.abs(np.asarray(metrics.log10_backward_gain)).max() < 200 * 4 * EPS64
-        np.testing.assert_allclose(np.asarray(metrics.log10_jac_sv), 0, atol=200 * 8 * EPS64)
-
-
 def test_linear_identity_resnet_grows_by_one_plus_alpha_s_a_layer(tmp_path):
-    """x_l = (1 + alpha s) x_{l-1}: gain L log10(1 + alpha s), exactly, at depth 10,000."""
+    """x_l = (1 + alpha s) x_{l-1}: gain L log10(1 + alpha s), exactly, at depth 10,000;
+    and alpha = 0 is the identity map (tanh, Gaussian weights: gain 0)."""
+    zero = api.run(
+        {
+            "axes": {
+                "depth": [1, 50, 200],
+                "sigma_w": [1.5],
+                "sigma_b": [0.5],
+                "width": [8],
+                "activation": ["tanh"],
+                "architecture": ["resnet"],
+                "residual_scale": [0.0],
+            },
+        },
+        str(tmp_path / "zero"),
+    )
+    # Each layer renormalises the same float32 vector: a few float64 ulps a layer.
+    for column in ("log10_forward_gain", "log10_backward_gain", "log10_jac_sv_max"):
+        assert (zero[column].abs() < 200 * 8 * EPS64).all(), column
     alpha, s, depths = 0.25, 2.0, [1, 100, 10_000]
     frame = api.run(
         {
@@ -147,7 +186,7 @@ def test_linear_identity_resnet_grows_by_one_plus_alpha_s_a_layer(tmp_path):
                 "residual_scale": [alpha],
             },
         },
-        str(tmp_path),
+        str(tmp_path / "identity"),
     )
     per_layer = math.log10(1 + alpha * s)
     for depth, row in zip(depths, frame.itertuples()):
@@ -163,27 +202,28 @@ def test_linear_identity_resnet_grows_by_one_plus_alpha_s_a_layer(tmp_path):
             assert abs(getattr(row, column) - depth * per_layer) < tolerance, (column, depth)
 
 
-@pytest.mark.parametrize("decades", [-300, 0, 300])
-def test_layernorm_output_has_zero_mean_and_unit_rms_at_any_scale(decades):
-    v = jax.random.normal(jax.random.key(decades + 1), (5, 64), jnp.float32) + 3.0
+def test_layernorm_output_has_zero_mean_and_unit_rms_at_any_scale():
+    program = program_of("mlp_layernorm", "tanh", depths=(1,), dtype="float32", width=64)
+    weights = blocks.Weights(jnp.eye(64, dtype=jnp.float32), jnp.zeros(64, jnp.float32))
+    block = blocks.BLOCKS["mlp_layernorm"]
     with jax.enable_x64(True):
-        log_v = jnp.full((5,), decades * math.log(10.0))
-        normed, log_std = logspace.layer_norm(v, log_v)
-        out = np.asarray(normed.astype(jnp.float32), np.float64)
-        assert np.abs(out.mean(-1)).max() < 4 * EPS32
-        assert np.abs(np.sqrt((out**2).mean(-1)) - 1).max() < 4 * EPS32
-        std = np.asarray(v, np.float64).std(-1)
-        np.testing.assert_allclose(
-            np.asarray(log_std), decades * math.log(10) + np.log(std), rtol=1e-13
-        )
-        # And inside the network: the LayerNorm of a stream at 1e+-300 (mlp_layernorm's h).
-        program = program_of("mlp_layernorm", "tanh", depths=(1,), dtype="float32", width=64)
-        weights = blocks.Weights(jnp.eye(64, dtype=jnp.float32), jnp.zeros(64, jnp.float32))
         scales = blocks.Scales(jnp.float64(1.0), jnp.float64(0.0))
-        out = blocks.BLOCKS["mlp_layernorm"].forward(v, log_v, v, scales, weights, 0, program)
-        saved = np.asarray(out.saved.normed, np.float64)
-        assert np.abs(saved.mean(-1)).max() < 4 * EPS32
-        assert np.abs(np.sqrt((saved**2).mean(-1)) - 1).max() < 4 * EPS32
+        forward = jax.jit(lambda v, log_v: block.forward(v, log_v, v, scales, weights, 0, program))
+        for decades in (-300, 0, 300):
+            v = jax.random.normal(jax.random.key(decades + 1), (5, 64), jnp.float32) + 3.0
+            log_v = jnp.full((5,), decades * math.log(10.0))
+            normed, log_std = logspace.layer_norm(v, log_v)
+            std = np.asarray(v, np.float64).std(-1)
+            np.testing.assert_allclose(
+                np.asarray(log_std), decades * math.log(10) + np.log(std), rtol=1e-13
+            )
+            # In float32, as the network keeps it; and inside the network (mlp_layernorm's
+            # LN of h at 1e+-300).
+            saved = forward(v, log_v).saved.normed
+            for out in (normed.astype(jnp.float32), saved):
+                out = np.asarray(out, np.float64)
+                assert np.abs(out.mean(-1)).max() < 4 * EPS32
+                assert np.abs(np.sqrt((out**2).mean(-1)) - 1).max() < 4 * EPS32
 
 
 def test_the_architecture_axes_round_trip_and_keep_mlp_ids(tmp_path):
@@ -205,11 +245,21 @@ def test_the_architecture_axes_round_trip_and_keep_mlp_ids(tmp_path):
     assert list(mlp["config_id"]) == list(plain.configs()["config_id"])
     for row in configs.to_dict("records"):
         assert row["config_id"] == spec.config_id(row)
-    frame = api.run({"axes": axes, "train": {"steps": 5, "batch_size": 8}}, str(tmp_path))
+    # Two shards into one directory, then a resume with nothing left: the same rows as one
+    # run; and the probe trains. Two architectures, one residual and one not, keep the
+    # compiles (~10 s each) down; the others run in the tests above and in test_train.
+    axes["architecture"] = ["resnet", "mlp_layernorm"]
+    sweep = spec.from_dict({"axes": axes})
+    for index in range(2):
+        api.run({"axes": axes}, str(tmp_path / "shared"), shard=(index, 2), chunk_size=4)
+    whole = api.run({"axes": axes}, str(tmp_path / "whole"), chunk_size=4)
+    resumed = api.run({"axes": axes}, str(tmp_path / "shared"), chunk_size=4)
+    pd.testing.assert_frame_equal(resumed, whole)
+    train = {"steps": 3, "batch_size": 4}
+    frame = api.run({"axes": axes, "train": train}, str(tmp_path / "t"), chunk_size=4)
     assert len(frame) == sweep.n_configs and frame["config_id"].is_unique
-    by_arch = frame.groupby("architecture")
-    assert set(by_arch.groups) == set(axes["architecture"])
-    assert frame["train_loss_final"].notna().all()  # the probe trains every architecture
+    assert set(frame["architecture"]) == {"resnet", "mlp_layernorm"}
+    assert frame["train_loss_final"].notna().all()  # the probe trains both
     residual = frame["architecture"].isin(["resnet", "resnet_prenorm"])
     assert frame.loc[~residual, "residual_scale"].isna().all()
     assert set(frame.loc[residual, "residual_scale"]) == {0.1, 1.0}

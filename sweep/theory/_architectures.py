@@ -88,34 +88,47 @@ RECURSIONS = {
 }
 
 
+SEGMENT = 64  # layers per compiled call: one program per (architecture, activation)
+
+
 @functools.cache
-def _trajectories(architecture: str, activation: str, depth: int):
+def _segment(architecture: str, activation: str):
+    """jit(vmap) of SEGMENT layers of the recursion from (q, gain, first layer): the q
+    and cumulative gain after each. Shapes: P pairs (padded to a power of two)."""
     m = moments(activation)
     recursion = RECURSIONS[architecture]
 
-    def one(sigma_w, sigma_b, alpha):
+    def one(sigma_w, sigma_b, alpha, q, gain, first):
         step = recursion(m, sigma_w * sigma_w, sigma_b * sigma_b, alpha * alpha)
-        _, (q, chi) = jax.lax.scan(step, jnp.float64(1.0), jnp.arange(1, depth + 1))
-        gain = jnp.cumsum(0.5 * jnp.log10(chi))
-        return jnp.concatenate([jnp.ones(1), q]), jnp.concatenate([jnp.zeros(1), gain])
+        _, (qs, chi) = jax.lax.scan(step, q, first + jnp.arange(SEGMENT))
+        return qs, gain + jnp.cumsum(0.5 * jnp.log10(chi))
 
-    return jax.jit(jax.vmap(one))
+    return jax.jit(jax.vmap(one, in_axes=(0, 0, 0, 0, 0, None)))
 
 
 @precision.x64
 def trajectory(architecture: str, activation: str, sigma_w, sigma_b, alpha, depth) -> dict:
     """q^L and the backward gain of C configs (broadcast to (C,); depth integers >= 0):
     {"theory_q_depth", "theory_log10_backward_gain"}, float64 (C,). Each distinct
-    (sigma_w, sigma_b, alpha) runs once, to the deepest depth it is asked for."""
+    (sigma_w, sigma_b, alpha) runs once, to the deepest depth asked, SEGMENT layers per
+    call of one compiled program."""
     *scales, depth = np.broadcast_arrays(
         *(np.atleast_1d(np.asarray(v, np.float64)) for v in (sigma_w, sigma_b, alpha)),
         np.atleast_1d(np.asarray(depth)).astype(np.int64),
     )
     pairs, inverse = unique_rows(np.stack(scales, axis=-1))
-    deepest = int(depth.max()) if depth.size else 0
-    run = _trajectories(architecture, activation, max(deepest, 1))
-    q, gain = (np.asarray(v) for v in run(*(jnp.asarray(pairs[:, k]) for k in range(3))))
-    return {
-        "theory_q_depth": q[inverse, depth],
-        "theory_log10_backward_gain": gain[inverse, depth],
-    }
+    count = len(pairs)
+    padded = np.concatenate(
+        [pairs, np.repeat(pairs[-1:], (1 << (count - 1).bit_length()) - count, 0)]
+    )
+    run = _segment(architecture, activation)
+    columns = [jnp.asarray(padded[:, k]) for k in range(3)]
+    q, gain = jnp.ones(len(padded)), jnp.zeros(len(padded))
+    q_depth, gain_depth = np.ones(len(depth)), np.zeros(len(depth))  # depth 0: the input
+    for first in range(1, (int(depth.max()) if depth.size else 0) + 1, SEGMENT):
+        q_segment, gain_segment = run(*columns, q, gain, first)
+        q, gain = q_segment[:, -1], gain_segment[:, -1]
+        here = (depth >= first) & (depth < first + SEGMENT)
+        at = (inverse[here], depth[here] - first)
+        q_depth[here], gain_depth[here] = np.asarray(q_segment)[at], np.asarray(gain_segment)[at]
+    return {"theory_q_depth": q_depth, "theory_log10_backward_gain": gain_depth}
