@@ -339,6 +339,7 @@ def test_predict_vmapped_over_thousands_of_configs():
             "theory_xi_q",
             "theory_log10_backward_gain",
             "theory_phase",
+            "theory_q_depth",
         }
         for key, value in out.items():
             assert value.shape == (n,), key

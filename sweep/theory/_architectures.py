@@ -39,7 +39,7 @@ import numpy as np
 
 from sweep import precision
 
-from ._batch import unique_rows
+from ._batch import CHUNK, unique_rows
 from ._moments import moments
 
 
@@ -94,7 +94,7 @@ SEGMENT = 64  # layers per compiled call: one program per (architecture, activat
 @functools.cache
 def _segment(architecture: str, activation: str):
     """jit(vmap) of SEGMENT layers of the recursion from (q, gain, first layer): the q
-    and cumulative gain after each. Shapes: P pairs (padded to a power of two)."""
+    and cumulative gain after each, for CHUNK pairs."""
     m = moments(activation)
     recursion = RECURSIONS[architecture]
 
@@ -110,25 +110,28 @@ def _segment(architecture: str, activation: str):
 def trajectory(architecture: str, activation: str, sigma_w, sigma_b, alpha, depth) -> dict:
     """q^L and the backward gain of C configs (broadcast to (C,); depth integers >= 0):
     {"theory_q_depth", "theory_log10_backward_gain"}, float64 (C,). Each distinct
-    (sigma_w, sigma_b, alpha) runs once, to the deepest depth asked, SEGMENT layers per
-    call of one compiled program."""
+    (sigma_w, sigma_b, alpha) runs once, to the deepest depth asked of its block, SEGMENT
+    layers per call of one compiled program."""
     *scales, depth = np.broadcast_arrays(
         *(np.atleast_1d(np.asarray(v, np.float64)) for v in (sigma_w, sigma_b, alpha)),
         np.atleast_1d(np.asarray(depth)).astype(np.int64),
     )
     pairs, inverse = unique_rows(np.stack(scales, axis=-1))
-    count = len(pairs)
-    padded = np.concatenate(
-        [pairs, np.repeat(pairs[-1:], (1 << (count - 1).bit_length()) - count, 0)]
-    )
-    run = _segment(architecture, activation)
-    columns = [jnp.asarray(padded[:, k]) for k in range(3)]
-    q, gain = jnp.ones(len(padded)), jnp.zeros(len(padded))
     q_depth, gain_depth = np.ones(len(depth)), np.zeros(len(depth))  # depth 0: the input
-    for first in range(1, (int(depth.max()) if depth.size else 0) + 1, SEGMENT):
-        q_segment, gain_segment = run(*columns, q, gain, first)
-        q, gain = q_segment[:, -1], gain_segment[:, -1]
-        here = (depth >= first) & (depth < first + SEGMENT)
-        at = (inverse[here], depth[here] - first)
-        q_depth[here], gain_depth[here] = np.asarray(q_segment)[at], np.asarray(gain_segment)[at]
+    run = _segment(architecture, activation)
+    deepest = int(depth.max()) if depth.size else 0
+    # Blocks of CHUNK pairs, padded with the last: one compiled shape whatever the sweep.
+    for start in range(0, len(pairs), CHUNK):
+        block = pairs[start : start + CHUNK]
+        padded = np.concatenate([block, np.repeat(block[-1:], CHUNK - len(block), axis=0)])
+        columns = [jnp.asarray(padded[:, k]) for k in range(3)]
+        mine = (inverse >= start) & (inverse < start + CHUNK)
+        q, gain = jnp.ones(CHUNK), jnp.zeros(CHUNK)
+        for first in range(1, int(depth[mine].max()) + 1 if deepest else 1, SEGMENT):
+            q_segment, gain_segment = run(*columns, q, gain, first)
+            q, gain = q_segment[:, -1], gain_segment[:, -1]
+            here = mine & (depth >= first) & (depth < first + SEGMENT)
+            at = (inverse[here] - start, depth[here] - first)
+            q_depth[here] = np.asarray(q_segment)[at]
+            gain_depth[here] = np.asarray(gain_segment)[at]
     return {"theory_q_depth": q_depth, "theory_log10_backward_gain": gain_depth}
