@@ -127,11 +127,27 @@ def trajectory(architecture: str, activation: str, sigma_w, sigma_b, alpha, dept
         columns = [jnp.asarray(padded[:, k]) for k in range(3)]
         mine = (inverse >= start) & (inverse < start + CHUNK)
         q, gain = jnp.ones(CHUNK), jnp.zeros(CHUNK)
+        lanes = np.zeros(CHUNK, bool)
+        lanes[: len(block)] = True  # pairs still running
         for first in range(1, int(depth[mine].max()) + 1 if deepest else 1, SEGMENT):
             q_segment, gain_segment = run(*columns, q, gain, first)
             q, gain = q_segment[:, -1], gain_segment[:, -1]
+            q_host, gain_host = np.asarray(q_segment), np.asarray(gain_segment)
             here = mine & (depth >= first) & (depth < first + SEGMENT)
             at = (inverse[here] - start, depth[here] - first)
-            q_depth[here] = np.asarray(q_segment)[at]
-            gain_depth[here] = np.asarray(gain_segment)[at]
+            q_depth[here], gain_depth[here] = q_host[at], gain_host[at]
+            # A pair on a floating-point fixed point (q^{l+1} == q^l) repeats its last layer
+            # exactly: the rest of its rows are extrapolated (mlp and mlp_layernorm converge;
+            # a residual stream never does).
+            fixed = lanes & (q_host[:, -1] == q_host[:, -2])
+            last = first + SEGMENT - 1
+            later = mine & (depth > last) & fixed[np.clip(inverse - start, 0, CHUNK - 1)]
+            lane = inverse[later] - start
+            step = gain_host[lane, -1] - gain_host[lane, -2]
+            q_depth[later] = q_host[lane, -1]
+            gain_depth[later] = gain_host[lane, -1] + (depth[later] - last) * step
+            lanes &= ~fixed
+            pending = mine & (depth > last) & lanes[np.clip(inverse - start, 0, CHUNK - 1)]
+            if not pending.any():
+                break
     return {"theory_q_depth": q_depth, "theory_log10_backward_gain": gain_depth}
