@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import os
 import time
 from collections.abc import Iterator
@@ -95,7 +94,7 @@ def execute(
         )
     if not 0 <= shard[0] < shard[1]:
         raise spec_module.SpecError(f"--shard: {shard[0]}/{shard[1]} needs 0 <= I < N")
-    rows_per_unit = sweep.n_configs // math.prod(len(sweep.axes[a]) for a in sweep.unit_axes)
+    rows_per_unit = sweep.rows_per_unit
     budget = memory_budget or memory.default_memory_budget()
     memory.check_fits(plan.programs(sweep), rows_per_unit, budget, sweep.train)
 

@@ -231,6 +231,13 @@ class Spec:
         return out
 
     @property
+    def rows_per_unit(self) -> int:
+        """Rows of one unit of work: its depths (a family) and learning rates. (Not the
+        axes' lengths: residual_scale is not crossed with every architecture.)"""
+        spanned = [lv for lv in self.levels() if lv.names[0] not in self.unit_axes]
+        return math.prod(len(level.options) for level in spanned)
+
+    @property
     def n_configs(self) -> int:
         """Rows of the sweep: the grid's points, times the learning rates when it trains."""
         return math.prod(len(level.options) for level in self.levels())

@@ -238,6 +238,7 @@ def test_the_architecture_axes_round_trip_and_keep_mlp_ids(tmp_path):
     sweep = spec.from_dict({"axes": axes})
     assert spec.from_dict(sweep.to_dict()) == sweep
     assert sweep.n_configs == 2 * (1 + 2 + 2 + 1)  # alpha is not crossed with mlp
+    assert sweep.rows_per_unit == 2  # a family's depths, however many variants
     plain = spec.from_dict({"axes": {k: v for k, v in axes.items() if k in spec.AXES[:7]}})
     assert "architecture" not in plain.to_dict()["axes"]  # older sweeps keep their JSON
     configs = sweep.configs()
