@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import sys
 
@@ -83,9 +84,22 @@ def _bytes(text):
     return value
 
 
+def _version() -> str:
+    from importlib import metadata
+
+    def version(package):
+        try:
+            return metadata.version(package)
+        except metadata.PackageNotFoundError:
+            return "not installed"
+
+    return f"sweep {version('sweep')} (jax {version('jax')}, jaxlib {version('jaxlib')})"
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The `sweep` command line: run, info, theory, bench and plot."""
     parser = _Parser(prog="sweep", description="Map where deep networks explode or vanish.")
+    parser.add_argument("--version", action="version", version=_version())
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     run = commands.add_parser("run", help="run a sweep (default: the built-in lecture preset)")
@@ -115,6 +129,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     info = commands.add_parser("info", help="describe a results directory")
     info.add_argument("dir")
+    info.add_argument("--full", action="store_true", help="print the whole spec as JSON")
 
     bench = commands.add_parser("bench", help="benchmark the engine against a per-config loop")
     bench.add_argument("--quick", action="store_true", help="a small sweep that runs in seconds")
@@ -129,11 +144,15 @@ def build_parser() -> argparse.ArgumentParser:
         "theory", help="mean-field predictions: critical point, q*, chi1, depth scales"
     )
     theory_cmd.add_argument("--activation", default="tanh", help="activation name (default tanh)")
-    theory_cmd.add_argument(
+    bias = theory_cmd.add_mutually_exclusive_group()
+    bias.add_argument(
         "--sigma-b",
         type=_non_negative_float,
         default=0.0,
         help="bias scale sigma_b, not squared (default 0)",
+    )
+    bias.add_argument(
+        "--sigma-b2", type=_non_negative_float, help="bias variance sigma_b^2 (or --sigma-b)"
     )
     theory_cmd.add_argument(
         "--critical-line",
@@ -211,7 +230,8 @@ def _theory(args) -> int:
     if args.critical_line:
         print(cli_theory.format_critical_line(args.activation))
     else:
-        print(cli_theory.format_theory_report(args.activation, args.sigma_b))
+        sigma_b = args.sigma_b if args.sigma_b2 is None else math.sqrt(args.sigma_b2)
+        print(cli_theory.format_theory_report(args.activation, sigma_b))
     return 0
 
 
@@ -280,7 +300,16 @@ def _info(args) -> int:
     status = store.read_column(args.dir, "status").to_pandas()
     sweep = spec_module.from_dict(record["spec"])
     print(f"{args.dir}: sweep {sweep.name!r}, root seed {record['root_seed']}")
-    print(json.dumps(record["spec"], indent=2))
+    if args.full:
+        print(json.dumps(record["spec"], indent=2))
+    else:
+        axes = record["spec"]["axes"]
+        for axis in (a for a in spec_module.AXES if a in axes):
+            print(f"  {axis:<15} {_axis_summary(axes[axis])}")
+        for table in ("settings", "train"):
+            if table in record["spec"]:
+                pairs = ", ".join(f"{k} = {v}" for k, v in record["spec"][table].items())
+                print(f"  [{table}] {pairs}")
     print(f"rows: {len(status)} of {sweep.n_configs} configs ({len(store.parts(args.dir))} parts)")
     print(f"run with jax {record.get('jax')} on {record.get('device')} ({record.get('platform')})")
     if len(status):

@@ -16,7 +16,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from . import names, plan, store, theory
+from . import names, plan, ranges, store, theory
 
 
 class Rows(NamedTuple):
@@ -105,6 +105,8 @@ def measurements(chunk: plan.Chunk, rows: Rows, result: dict[str, np.ndarray]) -
         "sigma_w": chunk.sigma_w[unit],
         "sigma_b": chunk.sigma_b[unit],
         "init": np.full(n_rows, bucket.init, dtype=object),
+        "sigma_w2": ranges.canonical_squares(chunk.sigma_w)[unit],
+        "sigma_b2": ranges.canonical_squares(chunk.sigma_b)[unit],
         "activation": np.full(n_rows, bucket.activation, dtype=object),
         "seed": chunk.unit_seeds[unit],
         "architecture": np.full(n_rows, bucket.architecture, dtype=object),
@@ -120,6 +122,9 @@ def measurements(chunk: plan.Chunk, rows: Rows, result: dict[str, np.ndarray]) -
         "log10_jac_sv_max": np.ma.masked_array(jac[:, 0], mask=np.full(n_rows, not jacobian)),
         "log10_jac_sv_min": np.ma.masked_array(jac[:, 1], mask=np.full(n_rows, not jacobian)),
         "overflow_layer": _nullable_layer(overflow),
+        "log10_jac_condition": np.ma.masked_array(
+            jac[:, 0] - jac[:, 1], mask=np.full(n_rows, not jacobian)
+        ),
         "underflow_layer": _nullable_layer(underflow),
         "status": status,
     }

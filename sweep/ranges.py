@@ -37,6 +37,13 @@ def canonical_float(x: float) -> float:
     return float(f"{x:.12g}")
 
 
+def canonical_squares(values) -> np.ndarray:
+    """(K,) the squares of float axis values (sigma_w2 from sigma_w) to 10 significant
+    digits: a 12-digit value's square is exact to ~1e-11 relative, so a sigma_w2 written in
+    a spec reads back as written (sigma_w2 = 2 -> sigma_w 1.41421356237 -> 2.0)."""
+    return np.asarray([float(f"{x * x:.10g}") for x in np.asarray(values, float)], float)
+
+
 def expand_range(key: str, table: dict, label: str | None = None) -> list:
     """The values of axis `key` (or [train] learning_rate) given as a range table."""
     label = label or f"axes.{key}"

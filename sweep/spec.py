@@ -19,6 +19,7 @@ axes. Everything here is plain Python: no JAX.
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import hashlib
 import itertools
 import json
@@ -61,6 +62,9 @@ OPTIONAL_AXES = ("architecture", "residual_scale")
 STRING_COLUMNS = ("init", "activation", "architecture")
 FLOAT_COLUMNS = ("sigma_w", "sigma_b", "residual_scale", "learning_rate")
 REQUIRED_AXES = ("depth", "sigma_w", "width")
+# An axis a spec may give squared instead (the literature's sigma_w^2, sigma_b^2): the
+# values become their square roots, so a config is one id whichever way it is written.
+SQUARED_AXES = {"sigma_w2": "sigma_w", "sigma_b2": "sigma_b"}
 SETTINGS_DEFAULTS = {
     "batch": 8,
     "dtype": "float32",
@@ -391,6 +395,34 @@ def _axis_values(key: str, raw: Any) -> list:
     return values
 
 
+def _unsquared(axes_raw: dict) -> dict:
+    """axes_raw with each squared axis (sigma_w2) given as its plain one (sigma_w): the
+    square roots of its checked values, to 12 significant digits like every float."""
+    axes_raw = dict(axes_raw)
+    for squared, plain in SQUARED_AXES.items():
+        if squared not in axes_raw:
+            continue
+        if plain in axes_raw:
+            raise SpecError(
+                f"axes: give {plain} or {squared}, not both (they are one axis: {squared} = "
+                f"{plain}^2)"
+            )
+        values = [_check_sigma(squared, v) for v in _axis_values(squared, axes_raw.pop(squared))]
+        axes_raw[plain] = [ranges.canonical_float(math.sqrt(v)) for v in values]
+    return axes_raw
+
+
+def _unknown(kind: str, value: Any, accepted, label: str = "accepted") -> str:
+    """'unknown <kind> <value>; did you mean <closest>? <label>: ...' (one line)."""
+    close = (
+        difflib.get_close_matches(value, [str(a) for a in accepted], n=1, cutoff=0.6)
+        if isinstance(value, str)
+        else []
+    )
+    hint = f"; did you mean {close[0]!r}?" if close else ";"
+    return f"unknown {kind} {ranges.short(value)}{hint} {label}: {', '.join(accepted)}"
+
+
 def _check_int(
     key: str, value: Any, low: int, high: int | None = None, what: str = "an integer"
 ) -> int:
@@ -411,11 +443,26 @@ def _check_sigma(key: str, value: Any) -> float:
     return ranges.canonical_float(number) + 0.0  # -0.0 is 0.0, one config id
 
 
+# Init conventions by their usual names, in sweep's terms (sigma_w^2 is the weight variance
+# times fan_in; every layer here is square, so fan_in = fan_out = width).
+INIT_CONVENTIONS = {
+    "he": "He (Kaiming) init is init = gaussian with sigma_w2 = 2",
+    "kaiming": "He (Kaiming) init is init = gaussian with sigma_w2 = 2",
+    "lecun": "LeCun init is init = gaussian with sigma_w2 = 1",
+    "glorot": "Glorot (Xavier) init of square layers is init = uniform (or gaussian) with "
+    "sigma_w2 = 1",
+    "xavier": "Glorot (Xavier) init of square layers is init = uniform (or gaussian) with "
+    "sigma_w2 = 1",
+}
+
+
 def _check_name(key: str, value: Any, accepted) -> str:
     if not isinstance(value, str) or value not in accepted:
-        raise SpecError(
-            f"axes.{key}: unknown {key} {ranges.short(value)}; accepted: {', '.join(accepted)}"
-        )
+        convention = key == "init" and isinstance(value, str)
+        hint = INIT_CONVENTIONS.get(value.lower().split("_")[0]) if convention else None
+        if hint:
+            raise SpecError(f"axes.init: unknown init {value!r}; {hint}")
+        raise SpecError(f"axes.{key}: {_unknown(key, value, accepted)}")
     return value
 
 
@@ -444,10 +491,17 @@ def from_dict(raw: dict[str, Any], default_name: str = "sweep") -> Spec:
         raise SpecError("a spec must be a table with [axes] and optional [settings]")
     unknown = set(raw) - set(TOP_LEVEL_KEYS)
     if unknown:
-        raise SpecError(
-            f"unknown key {sorted(unknown)[0]!r}; accepted top-level keys: "
-            f"{', '.join(TOP_LEVEL_KEYS)}"
-        )
+        key = sorted(unknown)[0]
+        if key in AXES or key in SQUARED_AXES:
+            raise SpecError(
+                f"unknown top-level key {key!r}: it is an axis; put the axes under an [axes] "
+                "header (and batch, dtype, ... under [settings])"
+            )
+        if key in SETTINGS_DEFAULTS:
+            raise SpecError(
+                f"unknown top-level key {key!r}: it is a setting; put it under a [settings] header"
+            )
+        raise SpecError(_unknown("key", key, TOP_LEVEL_KEYS, "accepted top-level keys"))
     name = raw.get("name", default_name)
     if not isinstance(name, str) or not NAME_PATTERN.fullmatch(name):
         raise SpecError(
@@ -457,13 +511,17 @@ def from_dict(raw: dict[str, Any], default_name: str = "sweep") -> Spec:
     axes_raw = raw.get("axes", {})
     if not isinstance(axes_raw, dict):
         raise SpecError("axes: must be a table of axis = values")
-    unknown = set(axes_raw) - set(AXES)
+    unknown = set(axes_raw) - set(AXES) - set(SQUARED_AXES)
     if unknown:
-        raise SpecError(f"unknown axis {sorted(unknown)[0]!r}; accepted axes: {', '.join(AXES)}")
+        raise SpecError(
+            _unknown("axis", sorted(unknown)[0], (*AXES, *SQUARED_AXES), "accepted axes")
+        )
+    axes_raw = _unsquared(axes_raw)
     for key in REQUIRED_AXES:
         if key not in axes_raw:
+            also = f" (or {key}2)" if f"{key}2" in SQUARED_AXES else ""
             raise SpecError(
-                f"axes.{key} is missing; give a list or a range such as "
+                f"axes.{key}{also} is missing; give a list or a range such as "
                 f"{{start = 1, stop = 10, step = 1}}"
             )
     axes, n_configs = {}, 1
@@ -493,27 +551,19 @@ def from_dict(raw: dict[str, Any], default_name: str = "sweep") -> Spec:
         raise SpecError("settings: must be a table")
     unknown = set(settings) - set(SETTINGS_DEFAULTS)
     if unknown:
-        raise SpecError(
-            f"unknown setting {sorted(unknown)[0]!r}; accepted: {', '.join(SETTINGS_DEFAULTS)}"
-        )
+        key = sorted(unknown)[0]
+        if key in AXES or key in SQUARED_AXES:
+            raise SpecError(f"unknown setting {key!r}: it is an axis; put it under [axes]")
+        raise SpecError(_unknown("setting", key, SETTINGS_DEFAULTS))
     settings = {**SETTINGS_DEFAULTS, **settings}
     batch = settings["batch"]
     if isinstance(batch, bool) or not isinstance(batch, int) or not 1 <= batch <= MAX_BATCH:
         raise SpecError(
             f"settings.batch: {ranges.short(batch)} must be an integer in [1, {MAX_BATCH}]"
         )
-    if not isinstance(settings["dtype"], str) or settings["dtype"] not in DTYPES:
-        raise SpecError(
-            f"settings.dtype: unknown dtype {settings['dtype']!r}; accepted: {', '.join(DTYPES)}"
-        )
-    if not isinstance(settings["loss"], str) or settings["loss"] not in LOSSES:
-        raise SpecError(
-            f"settings.loss: unknown loss {settings['loss']!r}; accepted: {', '.join(LOSSES)}"
-        )
-    if not isinstance(settings["draws"], str) or settings["draws"] not in DRAWS:
-        raise SpecError(
-            f"settings.draws: unknown draws {settings['draws']!r}; accepted: {', '.join(DRAWS)}"
-        )
+    for key, accepted in (("dtype", DTYPES), ("loss", LOSSES), ("draws", DRAWS)):
+        if not isinstance(settings[key], str) or settings[key] not in accepted:
+            raise SpecError(f"settings.{key}: {_unknown(key, settings[key], accepted)}")
     if not isinstance(settings["jacobian"], bool):
         raise SpecError(
             f"settings.jacobian: {ranges.short(settings['jacobian'])} must be true or false"
@@ -575,19 +625,11 @@ def _train_settings(raw: Any) -> TrainSettings:
         raise SpecError(f"train: must be a table of {', '.join(TRAIN_DEFAULTS)}")
     unknown = set(raw) - set(TRAIN_DEFAULTS)
     if unknown:
-        raise SpecError(
-            f"unknown train key {sorted(unknown)[0]!r}; accepted: {', '.join(TRAIN_DEFAULTS)}"
-        )
+        raise SpecError(_unknown("train key", sorted(unknown)[0], TRAIN_DEFAULTS))
     train = {**TRAIN_DEFAULTS, **raw}
-    if not isinstance(train["optimizer"], str) or train["optimizer"] not in TRAIN_OPTIMIZERS:
-        raise SpecError(
-            f"train.optimizer: unknown optimizer {train['optimizer']!r}; accepted: "
-            f"{', '.join(TRAIN_OPTIMIZERS)}"
-        )
-    if not isinstance(train["task"], str) or train["task"] not in names.TASKS:
-        raise SpecError(
-            f"train.task: unknown task {train['task']!r}; accepted: {', '.join(names.TASKS)}"
-        )
+    for key, accepted in (("optimizer", TRAIN_OPTIMIZERS), ("task", names.TASKS)):
+        if not isinstance(train[key], str) or train[key] not in accepted:
+            raise SpecError(f"train.{key}: {_unknown(key, train[key], accepted)}")
     return TrainSettings(
         steps=_positive_integer("steps", train["steps"], MAX_TRAIN_STEPS),
         optimizer=train["optimizer"],
@@ -627,6 +669,6 @@ PRESETS = ("lecture", "trainability", "resnet")
 def preset(name: str) -> Spec:
     """The built-in spec called `name` (PRESETS), validated."""
     if name not in PRESETS:
-        raise SpecError(f"unknown preset {name!r}; accepted: {', '.join(PRESETS)}")
+        raise SpecError(_unknown("preset", name, PRESETS))
     text = resources.files("sweep").joinpath(f"presets/{name}.toml").read_text()
     return from_dict(tomllib.loads(text))

@@ -10,8 +10,8 @@ row, and a rerun computes only the configs whose ids are missing.
 
 from __future__ import annotations
 
+import functools
 import glob
-import hashlib
 import json
 import os
 import platform
@@ -26,7 +26,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from . import locks, spec as spec_module
+from . import locks, ranges, spec as spec_module
 from .errors import StoreError as StoreError
 
 SCHEMA = pa.schema(
@@ -36,6 +36,8 @@ SCHEMA = pa.schema(
         ("width", pa.int64()),
         ("sigma_w", pa.float64()),
         ("sigma_b", pa.float64()),
+        ("sigma_w2", pa.float64()),
+        ("sigma_b2", pa.float64()),
         ("init", pa.string()),
         ("activation", pa.string()),
         ("seed", pa.int64()),
@@ -48,6 +50,7 @@ SCHEMA = pa.schema(
         ("log10_backward_gain", pa.float64()),
         ("log10_jac_sv_max", pa.float64()),
         ("log10_jac_sv_min", pa.float64()),
+        ("log10_jac_condition", pa.float64()),
         ("overflow_layer", pa.int64()),
         ("underflow_layer", pa.int64()),
         ("status", pa.string()),
@@ -86,9 +89,17 @@ SORT_KEYS = (
     "depth",
     "learning_rate",
 )
-# What a part from before a column existed holds there (others read as null).
+# What a part from before a column existed holds there (others read as null, or are
+# derived from the columns it has: DERIVED_COLUMNS).
 OLD_PART_VALUES = {"architecture": "mlp"}
 TRAIN_COLUMNS = tuple(SCHEMA.names[SCHEMA.get_field_index("learning_rate") :])
+# Columns that are functions of others, (their inputs, the function): what sweep.columns
+# writes, and what a part from before them reads there.
+DERIVED_COLUMNS = {
+    "sigma_w2": (("sigma_w",), ranges.canonical_squares),
+    "sigma_b2": (("sigma_b",), ranges.canonical_squares),
+    "log10_jac_condition": (("log10_jac_sv_max", "log10_jac_sv_min"), np.subtract),
+}
 MANIFEST = "sweep.json"
 STALE_TEMP_SECONDS = 3600
 PART_GLOB = "part-*.parquet"
@@ -202,28 +213,70 @@ def manifest(spec_dict: dict, root_seed: int) -> dict:
     return {"spec": spec_dict, "root_seed": root_seed}
 
 
-def _grid(record: dict) -> dict:
-    """What decides a sweep's rows: the axes (as sets; order and name do not matter), the
-    settings, [train] and the root seed."""
+def _rows_key(record: dict) -> dict:
+    """What decides the value of each row besides its own config: the settings, [train]
+    but its learning rates (an axis), and the root seed."""
     spec = record.get("spec") if isinstance(record.get("spec"), dict) else {}
-    axes = spec.get("axes") if isinstance(spec.get("axes"), dict) else {}
+    train = spec.get("train")
     return {
-        **{f"axes.{key}": sorted(map(repr, values)) for key, values in axes.items()},
         "settings": spec.get("settings"),
-        "train": spec.get("train"),
+        "train": {k: v for k, v in train.items() if k != "learning_rate"}
+        if isinstance(train, dict)
+        else train,
         "--seed": record.get("root_seed"),
     }
 
 
-def grid_digest(record: dict) -> str:
-    """A digest of what decides a sweep's rows (_grid): every part records its sweep's."""
-    text = json.dumps(_grid(record), sort_keys=True)
-    return hashlib.sha256(text.encode()).hexdigest()[:32]
+@functools.lru_cache(maxsize=64)
+def _grid_of(text: str) -> tuple[str, dict[str, frozenset]] | None:
+    """(rows key as JSON, each grid level's option set) of a record given as JSON text;
+    None when it is not a valid spec. Cached: every part of a run carries the same record."""
+    record = json.loads(text)
+    try:
+        sweep = spec_module.from_dict(record["spec"])
+    except (spec_module.SpecError, KeyError, TypeError):
+        return None
+    levels = {
+        ",".join(level.names): frozenset(map(repr, level.options)) for level in sweep.levels()
+    }
+    return json.dumps(_rows_key(record), sort_keys=True), levels
 
 
-def _differences(found: dict, wanted: dict) -> str:
-    a, b = _grid(found), _grid(wanted)
-    return ", ".join(key for key in sorted(set(a) | set(b)) if a.get(key) != b.get(key))
+def _grid(record: dict):
+    return _grid_of(json.dumps({k: record.get(k) for k in ("spec", "root_seed")}, sort_keys=True))
+
+
+def _within(small: dict, large: dict) -> bool:
+    """Whether every row of the sweep `small` is a row of the sweep `large` (records)."""
+    a, b = _grid(small), _grid(large)
+    return (
+        a is not None
+        and b is not None
+        and a[0] == b[0]
+        and all(a[1][k] <= b[1].get(k, frozenset()) for k in a[1])
+    )
+
+
+def _difference(found: dict, wanted: dict) -> str:
+    """The first thing that tells two sweeps apart, with both values, in one phrase."""
+    a, b = _rows_key(found), _rows_key(wanted)
+    for key in a:
+        for name in sorted(set(a[key] or {}) | set(b[key] or {})) if key != "--seed" else [""]:
+            x = a[key] if not name else (a[key] or {}).get(name)
+            y = b[key] if not name else (b[key] or {}).get(name)
+            if x != y:
+                label = key if not name else f"{key}.{name}"
+                return f"{label} is {x!r} there and {y!r} in the spec"
+    grid_a, grid_b = _grid(found), _grid(wanted)
+    if grid_a is None or grid_b is None:
+        return "its manifest is not a valid spec"
+    for level in grid_a[1]:
+        extra = sorted(grid_a[1][level] - grid_b[1].get(level, frozenset()))
+        if extra:
+            shown = ", ".join(v.strip("(),") for v in extra[:4])
+            shown += ", ..." if len(extra) > 4 else ""
+            return f"axes.{level} has {shown} there, which the spec lacks"
+    return "the grids differ"
 
 
 def _read_record(path: str) -> dict:
@@ -249,7 +302,8 @@ def finished_ids(out_dir: str, spec_dict: dict, root_seed: int) -> IdSet | None:
         found = _read_record(path)
     except StoreError:
         return None
-    if _grid(found) != _grid(manifest(spec_dict, root_seed)):
+    wanted = manifest(spec_dict, root_seed)
+    if not (_within(found, wanted) or _within(wanted, found)):
         return None
     return done_ids(out_dir)
 
@@ -258,9 +312,12 @@ def open_dir(out_dir: str, spec_dict: dict, root_seed: int, overwrite: bool) -> 
     """Prepares out_dir for a run and returns the config ids already done there. The
     caller holds locks.writer(out_dir, ...).
 
-    Refuses, in one line, a directory holding a different sweep, an unreadable manifest or
-    parts without one, unless overwrite, which clears it. No message suggests --overwrite:
-    it deletes finished results.
+    A sweep grows: a spec whose grid holds the directory's (same settings, [train] and
+    root seed) becomes its manifest, and only its new configs are computed; a spec whose
+    grid lies within the directory's computes what it misses and leaves the manifest.
+    Refuses, in one line, a directory holding a different sweep (naming what differs), an
+    unreadable manifest or parts without one, unless overwrite, which clears it. No
+    message suggests --overwrite: it deletes finished results.
     """
     path = os.path.join(out_dir, MANIFEST)
     wanted = manifest(spec_dict, root_seed)
@@ -268,10 +325,12 @@ def open_dir(out_dir: str, spec_dict: dict, root_seed: int, overwrite: bool) -> 
     with locks.manifest_section(out_dir):
         if os.path.exists(path) and not overwrite:
             found = _read_record(path)
-            if _grid(found) != _grid(wanted):
+            if _within(wanted, found):
+                wanted = {k: found[k] for k in wanted}  # a slice of it: the manifest stays
+            elif not _within(found, wanted):
                 raise StoreError(
-                    f"{out_dir} holds a different sweep ({_differences(found, wanted)} "
-                    "differ); give another --out"
+                    f"{out_dir} holds a different sweep ({_difference(found, wanted)}); give "
+                    "another --out, or a spec whose grid holds the directory's to grow it"
                 )
         elif not overwrite and parts(out_dir):
             raise StoreError(f"{out_dir} holds Parquet parts but no {MANIFEST}; give another --out")
@@ -313,9 +372,11 @@ def parts(out_dir: str) -> list[str]:
     return sorted(glob.glob(os.path.join(out_dir, PART_GLOB)))
 
 
-def _check_part(path: str, digest: str) -> set[str]:
-    """The columns of a part of the sweep whose grid_digest is `digest`; StoreError naming
-    the file for anything else (another sweep's part, a foreign or corrupt file)."""
+def _check_part(path: str, record: dict) -> set[str]:
+    """The columns of a part whose rows belong to the sweep of manifest `record` (the
+    same settings and root seed, its grid within the manifest's: a grown sweep keeps its
+    older parts); StoreError naming the file for anything else (another sweep's part, a
+    foreign or corrupt file)."""
     try:
         schema = pq.read_schema(path)
     except (OSError, pa.ArrowException) as err:
@@ -323,10 +384,10 @@ def _check_part(path: str, digest: str) -> set[str]:
         raise StoreError(f"{path} is not a readable Parquet part ({reason})") from None
     metadata = schema.metadata or {}
     try:
-        record = json.loads(metadata[b"sweep"])
+        written = json.loads(metadata[b"sweep"])
     except (KeyError, ValueError):
         raise StoreError(f"{path} was not written by sweep; move it out of the directory") from None
-    if not isinstance(record, dict) or grid_digest(record) != digest:
+    if not isinstance(written, dict) or not _within(written, record):
         raise StoreError(
             f"{path} belongs to another sweep (spec or --seed differ); move it out of the directory"
         )
@@ -366,10 +427,10 @@ class IdSet(NamedTuple):
 
 def done_ids(out_dir: str) -> IdSet:
     """The config ids already written to a results directory, from verified parts."""
-    digest = grid_digest(read_manifest(out_dir))
+    record = read_manifest(out_dir)
     numbers = []
     for part in parts(out_dir):
-        _check_part(part, digest)
+        _check_part(part, record)
         column = _read_part(part, ["config_id"]).column(0).to_numpy(zero_copy_only=False)
         numbers.append(spec_module.id_numbers(column))
     return IdSet(np.unique(np.concatenate(numbers)) if numbers else np.zeros(0, np.uint64))
@@ -380,15 +441,23 @@ def read_rows(out_dir: str, columns: list[str] | None = None, filters=None) -> p
     verified against the manifest. A part written by an older version that lacks a column
     (learning_rate came later) reads it as nulls, architecture as "mlp". Rows whose
     config_id repeats (a part copied twice) are dropped, with a warning."""
-    digest = grid_digest(read_manifest(out_dir))
+    record = read_manifest(out_dir)
     names = list(columns or SCHEMA.names)
     wanted = names if "config_id" in names else ["config_id", *names]
     tables = []
     for path in parts(out_dir):
-        present = _check_part(path, digest)
-        table = _read_part(path, [c for c in wanted if c in present], filters)
+        present = _check_part(path, record)
+        derived = [c for c in wanted if c not in present and c in DERIVED_COLUMNS]
+        sources = {s for c in derived for s in DERIVED_COLUMNS[c][0]} - set(wanted)
+        table = _read_part(path, [c for c in (*wanted, *sources) if c in present], filters)
+        for name in derived:
+            inputs, derive = DERIVED_COLUMNS[name]
+            values = derive(*(table.column(c).to_numpy(zero_copy_only=False) for c in inputs))
+            table = table.append_column(
+                SCHEMA.field(name), pa.array(values, pa.float64(), from_pandas=True)
+            )
         for name in wanted:
-            if name not in present:
+            if name not in present and name not in derived:
                 field = SCHEMA.field(name)
                 value = pa.scalar(OLD_PART_VALUES.get(name), field.type)
                 table = table.append_column(field, pa.repeat(value, len(table)))

@@ -1,0 +1,171 @@
+"""The researcher's workflow: sigma^2 axes, sweeps that grow, compact info, error hints."""
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from sweep import api, cli, engine, spec, store
+
+AXES = {"depth": [2, 5], "sigma_w": [0.9, 1.4], "width": [4], "activation": ["tanh"]}
+
+
+def _bad(raw):
+    with pytest.raises(spec.SpecError) as err:
+        spec.from_dict(raw)
+    return str(err.value)
+
+
+def test_sigma_squared_axes_are_the_same_configs_and_rows():
+    squared = spec.from_dict(
+        {"axes": {"depth": [2], "sigma_w2": [0.81, 2.0], "sigma_b2": [0.05], "width": [4]}}
+    )
+    plain = spec.from_dict(
+        {"axes": {"depth": [2], "sigma_w": [0.9, 2**0.5], "sigma_b": [0.05**0.5], "width": [4]}}
+    )
+    assert squared.axes == plain.axes
+    assert list(squared.configs()["config_id"]) == list(plain.configs()["config_id"])
+    # A range of sigma_w2 is a range of the squares.
+    ranged = spec.from_dict(
+        {"axes": {"depth": [1], "sigma_w2": {"start": 1, "stop": 4, "num": 4}, "width": [2]}}
+    )
+    np.testing.assert_allclose(np.square(ranged.axes["sigma_w"]), [1, 2, 3, 4], rtol=1e-11)
+
+
+def test_rows_carry_the_squares_as_written(run_sweep):
+    frame = run_sweep({"depth": [3], "sigma_w2": [0.5, 2.0], "sigma_b2": [0.05], "width": [4]})
+    assert sorted(frame["sigma_w2"]) == [0.5, 2.0] and set(frame["sigma_b2"]) == {0.05}
+    np.testing.assert_allclose(frame["sigma_w"] ** 2, frame["sigma_w2"], rtol=1e-11)
+    np.testing.assert_array_equal(
+        frame["log10_jac_condition"], frame["log10_jac_sv_max"] - frame["log10_jac_sv_min"]
+    )
+
+
+@pytest.mark.parametrize(
+    "axes, expected",
+    [
+        ({**AXES, "sigma_w2": [1.0]}, "give sigma_w or sigma_w2, not both"),
+        ({"depth": [1], "width": [2]}, "axes.sigma_w (or sigma_w2) is missing"),
+        ({**AXES, "sigma_b2": [-1.0]}, "axes.sigma_b2: -1.0 must be a finite number >= 0"),
+        ({**AXES, "sigmaw": [1.0]}, "unknown axis 'sigmaw'; did you mean 'sigma_w'?"),
+        ({**AXES, "activation": ["rleu"]}, "unknown activation 'rleu'; did you mean 'relu'?"),
+        ({**AXES, "init": ["he"]}, "He (Kaiming) init is init = gaussian with sigma_w2 = 2"),
+        ({**AXES, "init": ["xavier_uniform"]}, "Glorot (Xavier) init of square layers is"),
+        ({**AXES, "init": ["lecun"]}, "LeCun init is init = gaussian with sigma_w2 = 1"),
+    ],
+)
+def test_bad_axes_get_one_line_with_the_fix(axes, expected):
+    message = _bad({"axes": axes})
+    assert expected in message and "\n" not in message
+
+
+def test_misplaced_and_misspelt_keys_get_a_hint():
+    assert "put the axes under an [axes] header" in _bad({"depth": [1], "sigma_w": [1]})
+    assert "put it under a [settings] header" in _bad({"axes": AXES, "batch": 4})
+    assert "it is an axis; put it under [axes]" in _bad({"axes": AXES, "settings": {"seed": [1]}})
+    assert "did you mean 'dtype'?" in _bad({"axes": AXES, "settings": {"dtpye": "float16"}})
+    assert "did you mean 'float16'?" in _bad({"axes": AXES, "settings": {"dtype": "floa16"}})
+    assert "did you mean 'steps'?" in _bad({"axes": AXES, "train": {"step": 3}})
+    with pytest.raises(spec.SpecError, match="did you mean 'lecture'"):
+        spec.preset("lectur")
+
+
+def _count_computed(monkeypatch):
+    computed = []
+    evaluate = engine.evaluate
+
+    def counting(chunks, *args, **kwargs):
+        for chunk, result in evaluate(chunks, *args, **kwargs):
+            computed.extend(chunk.row_ids)
+            yield chunk, result
+
+    monkeypatch.setattr(engine, "evaluate", counting)
+    return computed
+
+
+def _ids(raw):
+    return set(spec.from_dict(raw).configs()["config_id"])
+
+
+def _written_since(out, before):
+    return [
+        i
+        for p in store.parts(out)
+        if p not in before
+        for i in store.pq.read_table(p)["config_id"].to_pylist()
+    ]
+
+
+def test_a_sweep_grows_computing_exactly_its_new_configs(tmp_path, monkeypatch):
+    out = str(tmp_path / "grown")
+    small = {"name": "g", "axes": AXES}
+    api.run(small, out)
+    computed = _count_computed(monkeypatch)
+    # New sigmas and seeds: new families, computed and written, and nothing else.
+    wider = {"name": "g", "axes": {**AXES, "sigma_w": [0.9, 1.2, 1.4], "seed": [0, 1]}}
+    before = store.parts(out)
+    api.run(wider, out)
+    assert sorted(computed) == sorted(_ids(wider) - _ids(small))
+    assert sorted(_written_since(out, before)) == sorted(computed)
+    # A new depth: each family computes its depths in one program, so the old families are
+    # computed again, but only the new depth's rows are written.
+    deeper = {"name": "g", "axes": {**wider["axes"], "depth": [2, 3, 5]}}
+    before = store.parts(out)
+    grown = api.run(deeper, out)
+    assert sorted(_written_since(out, before)) == sorted(_ids(deeper) - _ids(wider))
+    assert set(grown["config_id"]) == _ids(deeper) and len(grown) == len(_ids(deeper))
+    assert store.read_manifest(out)["spec"]["axes"]["depth"] == [2, 3, 5]
+    fresh = api.run(deeper, str(tmp_path / "fresh"))
+    a = grown.set_index("config_id").sort_index()
+    b = fresh.set_index("config_id").sort_index()
+    for column in ("log10_backward_gain", "log10_forward_gain", "log10_jac_sv_min", "status"):
+        np.testing.assert_array_equal(a[column], b[column])
+
+    # The small spec again: within the directory, so nothing is computed and the manifest
+    # keeps the large grid.
+    computed.clear()
+    assert len(api.run(small, out)) == len(_ids(deeper)) and computed == []
+    assert store.read_manifest(out)["spec"]["axes"]["depth"] == [2, 3, 5]
+
+
+def test_a_refusal_names_the_key_and_both_values(tmp_path):
+    out = str(tmp_path / "d")
+    api.run({"name": "g", "axes": AXES}, out)
+    cases = [
+        ({"axes": AXES, "settings": {"dtype": "float16"}}, "settings.dtype is 'float32' there"),
+        ({"axes": AXES, "settings": {"dtype": "float16"}}, "'float16' in the spec"),
+        ({"axes": {**AXES, "sigma_w": [0.9, 1.3]}}, "axes.sigma_w has 1.4 there"),
+        ({"axes": {**AXES, "width": [8]}}, "axes.width has 4 there, which the spec lacks"),
+    ]
+    for raw, expected in cases:
+        with pytest.raises(store.StoreError, match="different sweep") as err:
+            api.run({"name": "g", **raw}, out)
+        assert expected in str(err.value) and "--overwrite" not in str(err.value)
+    with pytest.raises(store.StoreError, match="--seed is 0 there and 1 in the spec"):
+        api.run({"name": "g", "axes": AXES}, out, root_seed=1)
+
+
+def test_info_is_compact_unless_full(tmp_path, capsys):
+    out = str(tmp_path / "i")
+    axes = {**AXES, "depth": {"start": 1, "stop": 40, "step": 1}}
+    api.run({"name": "i", "axes": axes}, out)
+    capsys.readouterr()
+    assert cli.main(["info", out]) == 0
+    compact = capsys.readouterr().out
+    assert "depth           40 values from 1 to 40, step 1" in compact
+    assert "rows: 80 of 80 configs" in compact and len(compact.splitlines()) < 15
+    assert cli.main(["info", out, "--full"]) == 0
+    assert len(capsys.readouterr().out.splitlines()) > 40  # the JSON spec, a depth a line
+
+
+def test_version_and_theory_with_sigma_b_squared(capsys):
+    done = subprocess.run(
+        [sys.executable, "-m", "sweep.cli", "--version"], capture_output=True, text=True
+    )
+    assert done.returncode == 0 and done.stdout.startswith("sweep ") and "jax" in done.stdout
+    assert cli.main(["theory", "--activation", "tanh", "--sigma-b2", "0.05"]) == 0
+    squared = capsys.readouterr().out
+    assert "sigma_b^2=0.05)" in squared and "critical sigma_w^2 = 1.760955" in squared
+    assert cli.main(["theory", "--sigma-b", "0.1", "--sigma-b2", "0.01"]) == 2
+    assert "not allowed with" in capsys.readouterr().err
