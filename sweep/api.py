@@ -5,12 +5,14 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Iterator
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
 
 from . import (
     columns,
+    cost,
     devices,
     engine,
     interrupts,
@@ -22,6 +24,7 @@ from . import (
     store,
     train,
 )
+from .progress import Progress
 
 # Rows of the config table held at once; a block holds at least CHUNKS_PER_BLOCK chunks.
 BLOCK_ROWS = 2**18
@@ -94,19 +97,10 @@ def execute(
         )
     if not 0 <= shard[0] < shard[1]:
         raise spec_module.SpecError(f"--shard: {shard[0]}/{shard[1]} needs 0 <= I < N")
-    rows_per_unit = sweep.rows_per_unit
-    budget = memory_budget or memory.default_memory_budget()
-    memory.check_fits(plan.programs(sweep), rows_per_unit, budget, sweep.train)
-
-    def units_per_chunk(program):
-        return memory.units_per_chunk(program, rows_per_unit, budget, chunk_size, sweep.train)
-
-    # Blocks of at least a few chunks each: a block's last chunk may be short.
-    most = max(units_per_chunk(p) for p in plan.programs(sweep)) * rows_per_unit
-    block_rows = max(BLOCK_ROWS, CHUNKS_PER_BLOCK * most)
+    planner = Planner.of(sweep, memory_budget, chunk_size)
     spec_dict = sweep.to_dict()
     done = None if overwrite else store.finished_ids(out, spec_dict, root_seed)
-    if done is not None and not any(len(t) for t in _todo(sweep, block_rows, done, shard)):
+    if done is not None and not any(len(t) for t in _todo(sweep, planner.block_rows, done, shard)):
         # Nothing to do: nothing is written (a finished sweep reruns on read-only media).
         if progress:
             print(
@@ -116,17 +110,13 @@ def execute(
     interrupts.check()
     with locks.writer(out, shard, overwrite):
         done = store.open_dir(out, spec_dict, root_seed, overwrite)
-        chunks = (
-            chunk
-            for todo in _todo(sweep, block_rows, done, shard)
-            for chunk in plan.plan(sweep, todo, units_per_chunk, devices.count())
-        )
+        chunks = planner.chunks(done, shard)
         record = store.manifest(spec_dict, root_seed) | store.environment()
         started = time.perf_counter()
-        remaining = sweep.n_configs - done.count()
-        bar = _progress_bar(remaining if shard[1] == 1 else None, progress)
+        left = (sweep.n_configs - done.count()) / sweep.n_configs / shard[1]
+        bar = Progress(sweep, left, progress)
         computed = 0
-        for chunk, result in engine.evaluate(chunks, root_seed):
+        for chunk, result in engine.evaluate(bar.announce(chunks), root_seed):
             rows = columns.chunk_rows(chunk)
             table = store.to_table(
                 {
@@ -139,7 +129,7 @@ def execute(
             fresh = ~done.contains(spec_module.id_numbers(chunk.row_ids))
             store.write_part(out, table if fresh.all() else table.filter(fresh), record)
             computed += int(fresh.sum())
-            bar.update(int(fresh.sum()))
+            bar.done(chunk, int(fresh.sum()))
             interrupts.check()
         bar.close()
     if progress:
@@ -150,6 +140,66 @@ def execute(
             f"{done.count() + computed} of {sweep.n_configs} in {out}"
         )
     return out
+
+
+class Planner(NamedTuple):
+    """How execute cuts a sweep into chunks: the memory budget's units per chunk of each
+    program, and the rows of a block of the config table."""
+
+    sweep: spec_module.Spec
+    budget: int
+    chunk_size: int | None
+    block_rows: int
+
+    @classmethod
+    def of(cls, sweep, memory_budget: int | None, chunk_size: int | None) -> Planner:
+        """Refuses, in one line, a sweep whose smallest chunk does not fit the budget."""
+        budget = memory_budget or memory.default_memory_budget()
+        programs = plan.programs(sweep)
+        memory.check_fits(programs, sweep.rows_per_unit, budget, sweep.train)
+        planner = cls(sweep, budget, chunk_size, 0)
+        # Blocks of at least a few chunks each: a block's last chunk may be short.
+        most = max(planner.units_per_chunk(p) for p in programs) * sweep.rows_per_unit
+        return planner._replace(block_rows=max(BLOCK_ROWS, CHUNKS_PER_BLOCK * most))
+
+    def units_per_chunk(self, program) -> int:
+        sweep = self.sweep
+        return memory.units_per_chunk(
+            program, sweep.rows_per_unit, self.budget, self.chunk_size, sweep.train
+        )
+
+    def per_unit_bytes(self, program) -> int:
+        return memory.per_unit_bytes(program, self.sweep.rows_per_unit, self.sweep.train)
+
+    def chunks(self, done: store.IdSet, shard) -> Iterator[plan.Chunk]:
+        """The chunks of every unit of this shard that misses a row, block by block."""
+        for todo in _todo(self.sweep, self.block_rows, done, shard):
+            yield from plan.plan(self.sweep, todo, self.units_per_chunk, devices.count())
+
+
+@precision.x64
+def dry_run(
+    sweep,
+    out: str | None = None,
+    *,
+    root_seed: int = 0,
+    chunk_size: int | None = None,
+    memory_budget: int | None = None,
+    overwrite: bool = False,
+    shard: tuple[int, int] = (0, 1),
+    timed: bool = True,
+) -> cost.Preview:
+    """What execute would do, without doing it: its configs, units, chunks, compiled
+    programs and memory per chunk, and (timed) an estimate of its seconds from timing
+    two small chunks of its heaviest program (sweep.cost). Refuses what execute refuses,
+    and writes nothing."""
+    sweep = _as_spec(sweep)
+    out = out or os.path.join("results", sweep.name)
+    planner = Planner.of(sweep, memory_budget, chunk_size)
+    spec_dict = sweep.to_dict()
+    done = None if overwrite else store.check_dir(out, spec_dict, root_seed)
+    empty = store.IdSet(np.zeros(0, np.uint64))
+    return cost.preview(sweep, planner, done or empty, shard, root_seed, timed)
 
 
 def _todo(sweep, block_rows: int, done: store.IdSet, shard) -> Iterator[pd.DataFrame]:
@@ -192,12 +242,6 @@ def shard_mask(units: pd.DataFrame, index: int, count: int):
     `index` of `count`, by a hash of their axis values (what execute's blocks compute)."""
     keys = [spec_module.config_id({"depth": 0, **row}) for row in units.to_dict("records")]
     return pd.Series([int(k, 16) % count == index for k in keys], index=units.index, dtype=bool)
-
-
-def _progress_bar(total: int, enabled: bool):
-    from tqdm import tqdm
-
-    return tqdm(total=total, unit="cfg", disable=not enabled, smoothing=0.1, dynamic_ncols=True)
 
 
 def load(out: str, layers: bool = False) -> pd.DataFrame:

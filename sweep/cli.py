@@ -119,6 +119,12 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--overwrite", action="store_true", help="replace a different sweep in --out")
     run.add_argument("--quiet", action="store_true", help="no progress bar or summary")
     run.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="print the plan (configs, chunks, programs, memory) and an estimated run time, "
+        "timed on two small chunks; compute and write nothing",
+    )
+    run.add_argument(
         "--shard",
         type=_shard,
         default=(0, 1),
@@ -177,22 +183,41 @@ def build_parser() -> argparse.ArgumentParser:
         help="comma-separated axes, one panel per value "
         "(phase default: init,activation; layers default: none); '' for none",
     )
+    from .plot import AGGREGATIONS, COLOR_SCALES  # numpy and pandas only, no matplotlib
+
     plot.add_argument(
         "--agg",
-        choices=("median", "mean"),
+        choices=AGGREGATIONS,
         default="median",
-        help="aggregate seeds by (default median)",
+        help="aggregate seeds by (default median); std, iqr: their spread (phase only)",
     )
     plot.add_argument(
         "--where",
         action="append",
         default=[],
         metavar="KEY=VALUE[,VALUE]",
-        help="keep rows with KEY in the values; repeatable, e.g. --where width=64",
+        help="keep rows with KEY in the values; repeatable, e.g. --where width=64; a number "
+        "matches to the digits typed (sigma_w=1.32288)",
+    )
+    plot.add_argument(
+        "--vlim",
+        metavar="LO,HI",
+        help="phase: colour limits, e.g. --vlim=-20,20 (or --vlim 20 for -20,20)",
+    )
+    plot.add_argument(
+        "--color-scale",
+        choices=COLOR_SCALES,
+        help="phase: one colour bar for all panels (shared, default) or one per panel",
+    )
+    plot.add_argument(
+        "--overlay",
+        metavar="AXIS",
+        help="phase: draw each value's measured boundary in one panel, e.g. --overlay init",
     )
     plot.add_argument(
         "--out",
-        help="image file, .png, .svg or .pdf (default: DIR/phase-<metric>.png or DIR/layers.png)",
+        help="image file, .png, .svg or .pdf (default: DIR/phase-<metric>[-<agg>]"
+        "[-by-<overlay>][-<key>=<values>...].png from --where, or DIR/layers[...].png)",
     )
     return parser
 
@@ -237,6 +262,21 @@ def _theory(args) -> int:
 
 def _run(args) -> int:
     sweep = spec_module.load(args.spec) if args.spec else spec_module.preset("lecture")
+    if args.dry_run:
+        from . import cost
+
+        out = args.out or os.path.join("results", sweep.name)
+        preview = api.dry_run(
+            sweep,
+            out,
+            root_seed=args.seed,
+            chunk_size=args.chunk_size,
+            memory_budget=args.memory_budget,
+            overwrite=args.overwrite,
+            shard=args.shard,
+        )
+        print(cost.format_preview(preview, out))
+        return 0
     out = api.execute(
         sweep,
         args.out,
@@ -260,21 +300,29 @@ def _plot(args) -> int:
 
     where = plot.parse_where(args.where)
     facet = None if args.facet is None else [f.strip() for f in args.facet.split(",") if f.strip()]
+    phase_only = (
+        ("--x", args.x),
+        ("--y", args.y),
+        ("--metric", args.metric),
+        ("--vlim", args.vlim),
+        ("--color-scale", args.color_scale),
+        ("--overlay", args.overlay),
+    )
     if args.kind == "layers":
-        given = [
-            flag
-            for flag, value in (("--x", args.x), ("--y", args.y), ("--metric", args.metric))
-            if value is not None
-        ]
+        given = [flag for flag, value in phase_only if value is not None]
         if given:
             raise spec_module.SpecError(
                 f"sweep plot: {given[0]} applies to --kind phase, not --kind layers"
             )
-        out = args.out or os.path.join(args.dir, "layers.png")
+        name = plot.default_filename("layers", where=where, agg=args.agg)
     else:
         metric = args.metric or "log10_backward_gain"
-        out = args.out or os.path.join(args.dir, f"phase-{metric}.png")
+        name = plot.default_filename(
+            "phase", metric, where=where, agg=args.agg, overlay=args.overlay
+        )
+    out = args.out or os.path.join(args.dir, name)
     plot.output_format(out)
+    vlim = plot.parse_vlim(args.vlim) if args.vlim is not None else None
     frame = api.load(args.dir)
     if frame.empty:
         raise store.StoreError(f"{args.dir} holds no rows yet; run the sweep first")
@@ -289,10 +337,25 @@ def _plot(args) -> int:
             facet=plot.DEFAULT_FACET if facet is None else facet,
             agg=args.agg,
             where=where,
+            vlim=vlim,
+            color_scale=args.color_scale or "shared",
+            overlay=args.overlay,
         )
     plot.save(fig, out)
     print(f"sweep: wrote {out}")
     return 0
+
+
+def _axis_summary(values: list) -> str:
+    """An axis in one line: its values when few, else count, range and spacing."""
+    if len(values) <= 6:
+        return ", ".join(str(v) for v in values)
+    numbers = [v for v in values if isinstance(v, (int, float))]
+    if len(numbers) < len(values):
+        return f"{len(values)} values: {values[0]}, {values[1]}, ..., {values[-1]}"
+    steps = {round(b - a, 10) for a, b in zip(numbers, numbers[1:])}
+    spacing = f", step {steps.pop():g}" if len(steps) == 1 else ""
+    return f"{len(values)} values from {numbers[0]} to {numbers[-1]}{spacing}"
 
 
 def _info(args) -> int:
@@ -336,7 +399,7 @@ def main(argv=None) -> int:
     """Runs one command; returns the exit code (2 with one line for any bad input)."""
     try:
         args = build_parser().parse_args(argv)
-        if args.command in ("run", "bench"):
+        if args.command == "bench" or (args.command == "run" and not args.dry_run):
             _use_compilation_cache()
         return {"run": _run, "info": _info, "theory": _theory, "bench": _bench, "plot": _plot}[
             args.command

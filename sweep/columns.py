@@ -74,6 +74,8 @@ def measurements(chunk: plan.Chunk, rows: Rows, result: dict[str, np.ndarray]) -
     jac = per_row(result["log10_jac_sv"])  # (R, 2); NaN when the sweep skips the Jacobian
     jacobian = chunk.program.jacobian
     gain_bwd = per_row(result["log10_backward_gain"])
+    with np.errstate(invalid="ignore"):  # a dead net: -inf - -inf, no condition (NaN)
+        condition = jac[:, 0] - jac[:, 1]
 
     def first_within_depth(flags):
         first = _first_layer(flags)[unit]
@@ -104,10 +106,10 @@ def measurements(chunk: plan.Chunk, rows: Rows, result: dict[str, np.ndarray]) -
         "width": np.full(n_rows, bucket.width),
         "sigma_w": chunk.sigma_w[unit],
         "sigma_b": chunk.sigma_b[unit],
-        "init": np.full(n_rows, bucket.init, dtype=object),
         "sigma_w2": ranges.canonical_squares(chunk.sigma_w)[unit],
         "sigma_b2": ranges.canonical_squares(chunk.sigma_b)[unit],
         "activation": np.full(n_rows, bucket.activation, dtype=object),
+        "init": np.full(n_rows, bucket.init, dtype=object),
         "seed": chunk.unit_seeds[unit],
         "architecture": np.full(n_rows, bucket.architecture, dtype=object),
         "residual_scale": np.ma.masked_array(
@@ -122,9 +124,7 @@ def measurements(chunk: plan.Chunk, rows: Rows, result: dict[str, np.ndarray]) -
         "log10_jac_sv_max": np.ma.masked_array(jac[:, 0], mask=np.full(n_rows, not jacobian)),
         "log10_jac_sv_min": np.ma.masked_array(jac[:, 1], mask=np.full(n_rows, not jacobian)),
         "overflow_layer": _nullable_layer(overflow),
-        "log10_jac_condition": np.ma.masked_array(
-            jac[:, 0] - jac[:, 1], mask=np.full(n_rows, not jacobian)
-        ),
+        "log10_jac_condition": np.ma.masked_array(condition, mask=np.full(n_rows, not jacobian)),
         "underflow_layer": _nullable_layer(underflow),
         "status": status,
     }

@@ -118,6 +118,12 @@ def evaluate_chunk(chunk: plan.Chunk, root_seed: int) -> dict[str, np.ndarray]:
 def launch(chunk: plan.Chunk, root_seed: int) -> network.Metrics:
     """Starts the chunk's program and returns its metrics as device arrays at once (JAX
     dispatches asynchronously): the host can work while the device computes."""
+    program, args = program_and_arguments(chunk, root_seed)
+    return program(*args)
+
+
+def program_and_arguments(chunk: plan.Chunk, root_seed: int) -> tuple[Callable, list]:
+    """The chunk's jitted program and its arguments, placed on the devices."""
     n_devices = devices.count()
     program, split = compiled(chunk.program, n_devices)
     groups = chunk.n_groups
@@ -136,7 +142,7 @@ def launch(chunk: plan.Chunk, root_seed: int) -> network.Metrics:
         jax.random.key(root_seed),
         *(jnp.int32(i) for i in chunk.choice),
     ]
-    return program(*devices.place(args, n_devices, split))
+    return program, devices.place(args, n_devices, split)
 
 
 def fetch(metrics: network.Metrics) -> dict[str, np.ndarray]:

@@ -92,7 +92,6 @@ SORT_KEYS = (
 # What a part from before a column existed holds there (others read as null, or are
 # derived from the columns it has: DERIVED_COLUMNS).
 OLD_PART_VALUES = {"architecture": "mlp"}
-TRAIN_COLUMNS = tuple(SCHEMA.names[SCHEMA.get_field_index("learning_rate") :])
 # Columns that are functions of others, (their inputs, the function): what sweep.columns
 # writes, and what a part from before them reads there.
 DERIVED_COLUMNS = {
@@ -101,6 +100,7 @@ DERIVED_COLUMNS = {
     "log10_jac_condition": (("log10_jac_sv_max", "log10_jac_sv_min"), np.subtract),
 }
 MANIFEST = "sweep.json"
+TRAIN_COLUMNS = tuple(SCHEMA.names[SCHEMA.get_field_index("learning_rate") :])
 STALE_TEMP_SECONDS = 3600
 PART_GLOB = "part-*.parquet"
 
@@ -320,20 +320,11 @@ def open_dir(out_dir: str, spec_dict: dict, root_seed: int, overwrite: bool) -> 
     message suggests --overwrite: it deletes finished results.
     """
     path = os.path.join(out_dir, MANIFEST)
-    wanted = manifest(spec_dict, root_seed)
     os.makedirs(out_dir, exist_ok=True)
     with locks.manifest_section(out_dir):
-        if os.path.exists(path) and not overwrite:
-            found = _read_record(path)
-            if _within(wanted, found):
-                wanted = {k: found[k] for k in wanted}  # a slice of it: the manifest stays
-            elif not _within(found, wanted):
-                raise StoreError(
-                    f"{out_dir} holds a different sweep ({_difference(found, wanted)}); give "
-                    "another --out, or a spec whose grid holds the directory's to grow it"
-                )
-        elif not overwrite and parts(out_dir):
-            raise StoreError(f"{out_dir} holds Parquet parts but no {MANIFEST}; give another --out")
+        wanted = (
+            manifest(spec_dict, root_seed) if overwrite else _kept(out_dir, spec_dict, root_seed)
+        )
         # Temp files left by a crash; young ones may be another shard's part being written.
         for stale in glob.glob(os.path.join(out_dir, "*.tmp")):
             if time.time() - os.path.getmtime(stale) > STALE_TEMP_SECONDS:
@@ -347,6 +338,36 @@ def open_dir(out_dir: str, spec_dict: dict, root_seed: int, overwrite: bool) -> 
 
 
 def _dump_json(obj, path):
+def _kept(out_dir: str, spec_dict: dict, root_seed: int) -> dict:
+    """The manifest out_dir keeps when this sweep runs there (its own, or the directory's
+    when the sweep lies within it); StoreError when they cannot share the directory."""
+    path = os.path.join(out_dir, MANIFEST)
+    wanted = manifest(spec_dict, root_seed)
+    if os.path.exists(path):
+        found = _read_record(path)
+        if _within(wanted, found):
+            return {k: found[k] for k in wanted}  # a slice of it: the manifest stays
+        if not _within(found, wanted):
+            raise StoreError(
+                f"{out_dir} holds a different sweep ({_difference(found, wanted)}); give "
+                "another --out, or a spec whose grid holds the directory's to grow it"
+            )
+    elif parts(out_dir):
+        raise StoreError(f"{out_dir} holds Parquet parts but no {MANIFEST}; give another --out")
+    return wanted
+
+
+def check_dir(out_dir: str, spec_dict: dict, root_seed: int) -> IdSet | None:
+    """What open_dir would refuse, refused the same way, reading only; the ids done there
+    (None for a directory that does not exist yet)."""
+    if not os.path.isdir(out_dir):
+        if os.path.exists(out_dir):
+            raise StoreError(f"{out_dir} is not a directory; give another --out")
+        return None
+    _kept(out_dir, spec_dict, root_seed)
+    return done_ids(out_dir) if os.path.exists(os.path.join(out_dir, MANIFEST)) else None
+
+
     with open(path, "w") as f:
         json.dump(obj, f, indent=2, sort_keys=True)
         f.write("\n")

@@ -3,6 +3,7 @@
 import subprocess
 import sys
 
+import jax
 import numpy as np
 import pytest
 
@@ -169,3 +170,40 @@ def test_version_and_theory_with_sigma_b_squared(capsys):
     assert "sigma_b^2=0.05)" in squared and "critical sigma_w^2 = 1.760955" in squared
     assert cli.main(["theory", "--sigma-b", "0.1", "--sigma-b2", "0.01"]) == 2
     assert "not allowed with" in capsys.readouterr().err
+
+
+def test_a_dry_run_writes_nothing_and_estimates_the_run(tmp_path, capsys):
+    import time
+
+    axes = {"depth": [1, 8, 24], "sigma_w": [0.5, 1.0, 1.5, 2.0], "width": [16], "seed": [0, 1]}
+    raw = {"name": "d", "axes": axes, "settings": {"batch": 4}}
+    fresh = tmp_path / "fresh"
+    preview = api.dry_run(raw, str(fresh))
+    assert not fresh.exists()
+    assert (preview.configs, preview.to_compute, preview.units) == (24, 24, 8)
+    assert preview.chunks >= 1 and preview.programs == 1 and preview.chunk_bytes > 0
+
+    # The estimate against the run itself, each from cold caches, as in a fresh process.
+    jax.clear_caches()
+    estimate = api.dry_run(raw, str(tmp_path / "other"))
+    jax.clear_caches()
+    out = str(tmp_path / "run")
+    started = time.perf_counter()
+    api.execute(raw, out)
+    took = time.perf_counter() - started
+    assert took / 2 <= estimate.total_s <= 2 * took, (estimate, took)
+
+    # A finished directory: nothing to compute, nothing touched; another sweep refused.
+    stamps = {p: p.stat().st_mtime_ns for p in (tmp_path / "run").iterdir()}
+    done = api.dry_run(raw, out)
+    assert (done.to_compute, done.done) == (0, 24)
+    assert stamps == {p: p.stat().st_mtime_ns for p in (tmp_path / "run").iterdir()}
+    with pytest.raises(store.StoreError, match="different sweep"):
+        api.dry_run({**raw, "axes": {**axes, "width": [8]}}, out)
+    spec_file = tmp_path / "d.toml"
+    spec_file.write_text('name = "d"\n[axes]\ndepth = [1, 2]\nsigma_w2 = [1, 2]\nwidth = [4]\n')
+    assert cli.main(["run", str(spec_file), "--dry-run", "--out", out]) == 2
+    assert cli.main(["run", str(spec_file), "--dry-run", "--out", str(tmp_path / "cli")]) == 0
+    report = capsys.readouterr().out
+    assert "configs   4 (4 to compute" in report and "estimate  about" in report
+    assert not (tmp_path / "cli").exists()

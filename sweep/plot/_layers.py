@@ -10,18 +10,22 @@ from collections.abc import Mapping, Sequence
 
 import pandas as pd
 
-from ._figure import _new_figure
+from ._figure import _new_figure, fit_texts
 from ._select import (
     AGGREGATIONS,
     AXES,
+    SPREADS,
     PlotError,
     _check_facet,
+    _covered,
     _unique,
     aggregate_seeds,
     facet_panels,
-    select,
+    with_square_axes,
+    without_partners,
 )
 from ._style import AXIS_LABELS, AXIS_SYMBOLS, MAX_LEGEND_LINES, METRIC_LABELS, _format_value
+from ._where import select
 
 LAYER_METRICS = ("log10_act_norm", "log10_grad_norm")
 
@@ -49,7 +53,8 @@ def layer_plot(
             from ``sweep.load(DIR, layers=True)``.
         where: column -> value or list of values, e.g. {"sigma_w": [0.5, 1.0, 1.5]}.
         facet: axes split into panel rows, e.g. ("activation",).
-        agg: "median" (default) or "mean" over seeds.
+        agg: "median" (default) or "mean" over seeds (a spread, std or iqr, is refused:
+            the axis is labelled in powers of ten).
         metrics: panel columns, from log10_act_norm (layers 0..L) and log10_grad_norm
             (layers 1..L).
         title: the figure title; default names the fixed axes and the seeds.
@@ -69,15 +74,24 @@ def layer_plot(
             raise PlotError(f"unknown layer metric {m!r}; accepted: {', '.join(LAYER_METRICS)}")
     if agg not in AGGREGATIONS:
         raise PlotError(f"unknown aggregation {agg!r}; accepted: {', '.join(AGGREGATIONS)}")
+    if agg in SPREADS:
+        accepted = ", ".join(a for a in AGGREGATIONS if a not in SPREADS)
+        raise PlotError(f"a layer plot aggregates seeds by {accepted}, not {agg}")
+    df = with_square_axes(df)
     facet = _check_facet(facet, df, exclude=("seed",))
     rows = select(df, where)
     if rows.empty:
         raise PlotError("the selection has no rows; the results directory is empty")
     if "depth" not in (where or {}) and "depth" not in facet:
         rows = rows[rows["depth"] == rows["depth"].max()]
-    varying = [
-        a for a in AXES if a not in (*facet, "seed") and a in rows.columns and rows[a].nunique() > 1
-    ]
+    varying = without_partners(
+        [
+            a
+            for a in AXES
+            if a not in _covered((*facet, "seed")) and a in rows.columns and rows[a].nunique() > 1
+        ],
+        prefer=where or {},
+    )
     if len(varying) > 1:
         example = _format_value(_unique(rows[varying[1]])[0])
         raise PlotError(
@@ -88,10 +102,12 @@ def layer_plot(
     hue = varying[0] if varying else None
     fixed = {
         a: _unique(rows[a])[0]
-        for a in AXES
-        if a not in (*facet, "seed", *(varying)) and a in rows.columns and rows[a].notna().any()
+        for a in without_partners(AXES, prefer=where or {})
+        if a not in _covered((*facet, "seed", *varying))
+        and a in rows.columns
+        and rows[a].notna().any()
     }
-    long = rows if "layer" in rows.columns else layers_module.long_table(rows)
+    long = with_square_axes(rows if "layer" in rows.columns else layers_module.long_table(rows))
     by = [*facet, *([hue] if hue else []), "layer"]
     table = aggregate_seeds(long, by, metrics, agg)
     seeds = _unique(rows["seed"])
@@ -165,4 +181,4 @@ def layer_plot(
         else f"{agg} over {len(seeds)} seeds"
     )
     fig.suptitle(title or f"norms against layer  ({description}, {seed_text})", fontsize=11)
-    return fig
+    return fit_texts(fig)

@@ -1,12 +1,14 @@
-"""Which rows a plot draws: ``where`` filters, facet panels and seed aggregation.
+"""Which rows a plot draws: axes, facet panels, seed aggregation and the metrics on offer.
 
 Plain pandas, unit-tested on synthetic frames. The rules, shared by both plots:
 
-- ``where`` keeps the rows whose column equals one of the given values (numbers match to
-  1e-9 relative, so ``sigma_w=1`` finds 1.0).
-- Seeds are aggregated by ``agg`` (median by default, or mean) unless seed is plotted.
+- ``where`` (sweep.plot._where) keeps the rows whose column matches one of the given values.
+- Seeds are aggregated by ``agg``: median (default) or mean, or their spread, std or iqr,
+  unless seed is plotted.
 - Every other axis that is neither plotted nor faceted must be left with one value by
   ``where``; otherwise a PlotError names the axis and its values.
+- sigma_w2 and sigma_b2 are sigma_w and sigma_b squared: one axis each way of writing it,
+  so plotting, faceting or fixing one of a pair also accounts for the other.
 
 The request checks shared by the plots and the CLI (axes, facets, metrics) live here too.
 """
@@ -16,12 +18,12 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 
 import numpy as np
 import pandas as pd
 
-from ._style import _format_value, _format_values
+from ._style import BOOLEAN_METRICS, _format_value, _format_values, null_reason
 
 AXES = (
     "depth",
@@ -34,11 +36,17 @@ AXES = (
     "architecture",
     "residual_scale",
     "learning_rate",
+    "sigma_w2",
+    "sigma_b2",
 )  # learning_rate: sweeps that train
+# The squared axes and the axes they square (one-to-one: the same axis written two ways).
+SQUARES = {"sigma_w2": "sigma_w", "sigma_b2": "sigma_b"}
+PARTNERS = {**SQUARES, **{root: square for square, root in SQUARES.items()}}
 # Axes that some rows leave null because they do not apply (residual_scale of mlp):
 # --where on them keeps those rows, so mlp stays beside the resnets it is compared with.
 IGNORED_WHEN_NULL = ("residual_scale",)
-AGGREGATIONS = ("median", "mean")
+AGGREGATIONS = ("median", "mean", "std", "iqr")
+SPREADS = ("std", "iqr")  # seed spreads: standard deviation, 75th - 25th percentile
 DEFAULT_FACET = ("init", "activation")
 
 
@@ -46,100 +54,61 @@ class PlotError(ValueError):
     """A plot request that cannot be drawn; the message is one line naming the fix."""
 
 
-def parse_where(items: Iterable[str]) -> dict[str, list[str]]:
-    """Parses ``--where`` items into a column -> values mapping.
+def _squares(values: np.ndarray) -> np.ndarray:
+    """values² to 10 significant digits, as sweep writes sigma_w2 (sweep.ranges)."""
+    unique, inverse = np.unique(values, return_inverse=True)
+    squared = np.array([float(f"{v * v:.10g}") for v in unique], dtype=np.float64)
+    return squared[inverse.reshape(-1)] if unique.size else np.asarray(values, np.float64)
 
-    ``["width=64", "sigma_w=0.5,1.5"]`` -> ``{"width": ["64"], "sigma_w": ["0.5", "1.5"]}``;
-    a key given twice collects the values of both.
 
-    Args:
-        items: strings of the form ``key=value`` or ``key=v1,v2``.
-
-    Returns:
-        key -> its values, as strings, in the order given.
-
-    Raises:
-        PlotError: an item is not ``key=value[,value...]``.
+def with_square_axes(df: pd.DataFrame) -> pd.DataFrame:
+    """``df`` with sigma_w2 and sigma_b2 where its rows lack them (results from before
+    those columns), derived from sigma_w and sigma_b; ``df`` itself when nothing is missing.
     """
-    where: dict[str, list[str]] = {}
-    for item in items:
-        key, sep, values = item.partition("=")
-        key = key.strip()
-        parts = [v.strip() for v in values.split(",") if v.strip()]
-        if not sep or not key or not parts:
-            raise PlotError(f"--where {item!r}: expected key=value or key=v1,v2, e.g. width=64")
-        where.setdefault(key, []).extend(parts)
-    return where
-
-
-def _scalar_columns(df: pd.DataFrame) -> list[str]:
-    return [c for c in df.columns if df[c].dtype != object or c in AXES]
-
-
-def _is_numeric(series: pd.Series) -> bool:
-    return pd.api.types.is_numeric_dtype(series) and not pd.api.types.is_bool_dtype(series)
-
-
-def _match(series: pd.Series, key: str, wanted) -> pd.Series:
-    wanted = (
-        list(wanted) if isinstance(wanted, (list, tuple, set, np.ndarray, pd.Series)) else [wanted]
-    )
-    if _is_numeric(series):
-        numbers = []
-        for value in wanted:
-            try:
-                numbers.append(float(value))
-            except (TypeError, ValueError):
-                example = _format_value(series.iloc[0]) if len(series) else 1
-                raise PlotError(
-                    f"--where {key}={value}: {key} takes numbers, e.g. {key}={example}"
-                ) from None
-        column = series.to_numpy(dtype=np.float64)
-        mask = np.zeros(len(series), dtype=bool)
-        for number in numbers:
-            mask |= np.isclose(column, number, rtol=1e-9, atol=1e-12) | (column == number)
-        return pd.Series(mask, index=series.index)
-    return series.astype(str).isin([str(v) for v in wanted])
-
-
-def select(df: pd.DataFrame, where: Mapping[str, object] | None) -> pd.DataFrame:
-    """The rows matching every ``where`` entry (a value or a list of values per column).
-
-    Args:
-        df: config rows (or the per-layer table).
-        where: column -> value or list of values to keep, e.g. {"width": 64}; None or
-            empty keeps every row.
-
-    Returns:
-        The matching rows of ``df`` (``df`` itself when there is nothing to filter).
-
-    Raises:
-        PlotError: an unknown column, a non-numeric value for a numeric column, or a
-            filter that leaves no rows (naming the values that were available).
-    """
-    if not where:
+    missing = [
+        s
+        for s, root in SQUARES.items()
+        if root in df.columns and (s not in df.columns or df[s].isna().any())
+    ]
+    if not missing:
         return df
-    for key, wanted in where.items():
-        if key not in df.columns or key not in _scalar_columns(df):
-            accepted = ", ".join(a for a in AXES if a in df.columns)
-            raise PlotError(
-                f"--where {key}=...: unknown column {key!r}; "
-                f"accepted: {accepted} or another scalar column"
-            )
-        if len(df) == 0:
-            break
-        match = _match(df[key], key, wanted)
-        if key in IGNORED_WHEN_NULL:  # a non-residual architecture has no residual scale
-            match |= df[key].isna()
-        kept = df[match]
-        if kept.empty:
-            shown = wanted if isinstance(wanted, (list, tuple)) else [wanted]
-            raise PlotError(
-                f"--where {key}={','.join(str(v) for v in shown)} selects no rows; "
-                f"{key} has {_format_values(_unique(df[key]))}"
-            )
-        df = kept
+    df = df.copy()
+    for square in missing:
+        root = df[SQUARES[square]].to_numpy(np.float64)
+        derived = _squares(root)
+        df[square] = (
+            derived
+            if square not in df.columns
+            else df[square].fillna(pd.Series(derived, index=df.index))
+        )
     return df
+
+
+def without_partners(axes: Iterable[str], prefer: Iterable[str] = ()) -> list[str]:
+    """``axes`` with one axis of each sigma_w/sigma_w2 (sigma_b/sigma_b2) pair: the one in
+    ``prefer`` (e.g. the keys of ``where``), else the unsquared one."""
+    axes, prefer = list(axes), set(prefer)
+    kept = []
+    for axis in axes:
+        partner = PARTNERS.get(axis)
+        if partner in axes:
+            keep = (
+                axis
+                if axis in prefer
+                else partner
+                if partner in prefer
+                else SQUARES.get(axis, axis)
+            )
+            if keep != axis:
+                continue
+        kept.append(axis)
+    return kept
+
+
+def _covered(axes: Iterable[str]) -> set[str]:
+    """The axes and their partners: what plotting or faceting ``axes`` accounts for."""
+    axes = set(axes)
+    return axes | {PARTNERS[a] for a in axes if a in PARTNERS}
 
 
 def _unique(series: pd.Series) -> list:
@@ -186,17 +155,21 @@ def aggregate_seeds(
     """One row per distinct ``by`` tuple, with ``columns`` aggregated over the other rows.
 
     The other rows are the seeds once every other axis is fixed. NaN values are skipped;
-    a group whose values are all NaN stays NaN. ±inf take part in the median and mean.
+    a group whose values are all NaN stays NaN. ±inf take part in the median and mean;
+    the spreads (std, iqr) are over the finite values only. Booleans count as 0 and 1, so
+    their mean is the fraction True.
 
     Args:
         df: config rows.
         by: the plotted and faceted axes, e.g. ("init", "activation", "depth", "sigma_w").
-        columns: the numeric columns to aggregate, e.g. ("log10_backward_gain",).
-        agg: "median" or "mean".
+        columns: the numeric or boolean columns to aggregate, e.g. ("log10_backward_gain",).
+        agg: "median", "mean", "std" (sample standard deviation) or "iqr" (75th minus
+            25th percentile, linearly interpolated); a spread of fewer than two finite
+            values is NaN.
 
     Returns:
-        A DataFrame with the ``by`` columns, the aggregated ``columns`` and ``n_seeds``
-        (rows per group), sorted by ``by``.
+        A DataFrame with the ``by`` columns, the aggregated ``columns`` (float64) and
+        ``n_seeds`` (rows per group), sorted by ``by``.
 
     Raises:
         PlotError: an unknown aggregation.
@@ -204,14 +177,21 @@ def aggregate_seeds(
     if agg not in AGGREGATIONS:
         raise PlotError(f"unknown aggregation {agg!r}; accepted: {', '.join(AGGREGATIONS)}")
     by = list(dict.fromkeys(by))
-    grouped = df.groupby(by, sort=True, dropna=False, observed=True)
-    values = (
-        grouped[list(columns)].agg(agg)
-        if columns
-        else grouped.size().to_frame("n_seeds").iloc[:, :0]
-    )
+    columns = list(columns)
+    numbers = df[columns].astype(np.float64)
+    if agg in SPREADS:
+        numbers = numbers.where(np.isfinite(numbers))
+    grouped_numbers = pd.concat([df[by], numbers], axis=1).groupby(
+        by, sort=True, dropna=False, observed=True
+    )[columns]
+    if agg == "iqr":  # like std, no spread from fewer than two values
+        values = grouped_numbers.quantile(0.75) - grouped_numbers.quantile(0.25)
+        values = values.where(grouped_numbers.count() >= 2)
+    else:
+        values = grouped_numbers.agg(agg)
     values = values.astype(np.float64)
-    values["n_seeds"] = grouped.size().astype(np.int64)
+    values["n_seeds"] = df.groupby(by, sort=True, dropna=False, observed=True).size()
+    values["n_seeds"] = values["n_seeds"].astype(np.int64)
     return values.reset_index()
 
 
@@ -279,16 +259,57 @@ def facet_panels(
     return panels, n_rows, n_cols
 
 
+def _is_numeric(series: pd.Series) -> bool:
+    return pd.api.types.is_numeric_dtype(series) and not pd.api.types.is_bool_dtype(series)
+
+
+def is_boolean(df: pd.DataFrame, metric: str) -> bool:
+    """Whether a column holds True/False: a bool dtype, or a known boolean column that
+    came back as float 0/1 with NaN for null (BOOLEAN_METRICS)."""
+    return pd.api.types.is_bool_dtype(df[metric]) or metric in BOOLEAN_METRICS
+
+
+def is_integer(df: pd.DataFrame, metric: str) -> bool:
+    """Whether a column counts something (a layer index): an integer dtype, or a nullable
+    integer column that came back as float with NaN (``*_layer``, ``*_steps_*``)."""
+    return (_is_numeric(df[metric]) and pd.api.types.is_integer_dtype(df[metric])) or (
+        metric.endswith("_layer") or "_steps_" in metric
+    )
+
+
 def metric_columns(df: pd.DataFrame) -> list[str]:
-    """The scalar numeric columns a phase diagram can colour by (not the axes).
+    """The scalar columns a phase diagram can colour by: numeric or boolean, not an axis,
+    with at least one non-null value in ``df``.
 
     Args:
-        df: config rows.
+        df: config rows (the selected ones: a column null in all of them is not offered).
 
     Returns:
         The column names, in the frame's order.
     """
-    return [c for c in df.columns if c not in AXES and df[c].dtype != object and _is_numeric(df[c])]
+    return [
+        c
+        for c in df.columns
+        if c not in AXES
+        and (_is_numeric(df[c]) or pd.api.types.is_bool_dtype(df[c]))
+        and df[c].notna().any()
+    ]
+
+
+def _check_metric(df: pd.DataFrame, metric: str) -> None:
+    """Raises PlotError unless ``metric`` is a column with values in the selected rows."""
+    offered = metric_columns(df)
+    if metric in offered:
+        return
+    accepted = f"accepted: {', '.join(offered)}"
+    if metric in df.columns and metric not in AXES and df[metric].isna().all():
+        why = null_reason(metric)
+        raise PlotError(
+            f"metric {metric!r} is null in every selected row"
+            + (f" ({why})" if why else "")
+            + f"; {accepted}"
+        )
+    raise PlotError(f"unknown metric {metric!r}; {accepted}")
 
 
 def _check_axis(name: str, axis: str, df: pd.DataFrame) -> None:
@@ -297,16 +318,20 @@ def _check_axis(name: str, axis: str, df: pd.DataFrame) -> None:
 
 
 def _check_facet(facet, df, exclude=()) -> list[str]:
-    """The facet axes without empty names, checked to be known, not excluded, distinct."""
+    """The facet axes without empty names, checked to be known, not excluded (nor the
+    square or root of an excluded one), distinct."""
     facet = [f for f in (facet or ()) if f]
+    covered = _covered(exclude)
     for f in facet:
         _check_axis("facet", f, df)
-        if f in exclude:
-            accepted = ", ".join(a for a in AXES if a not in exclude)
+        if f in covered:
+            accepted = ", ".join(a for a in AXES if a not in covered)
+            same = f" ({f} is {PARTNERS[f]} written another way)" if f not in exclude else ""
             raise PlotError(
-                f"cannot facet on {f!r} here (it is plotted, or seed in a layer plot); "
+                f"cannot facet on {f!r} here (it is plotted, or seed in a layer plot){same}; "
                 f"accepted: {accepted}"
             )
-    if len(set(facet)) != len(facet):
+    canonical = [SQUARES.get(f, f) for f in facet]
+    if len(set(canonical)) != len(canonical):
         raise PlotError(f"facet {','.join(facet)} repeats an axis")
     return facet
