@@ -244,7 +244,7 @@ def shard_mask(units: pd.DataFrame, index: int, count: int):
     return pd.Series([int(k, 16) % count == index for k in keys], index=units.index, dtype=bool)
 
 
-def load(out: str, layers: bool = False) -> pd.DataFrame:
+def load(out: str, layers: bool = False, as_xarray: bool = False):
     """The rows of a results directory, as pandas.
 
     Args:
@@ -254,7 +254,16 @@ def load(out: str, layers: bool = False) -> pd.DataFrame:
             (depth, sigma_w, sigma_b, width, init, activation, seed), ``learning_rate`` (null
             unless the sweep trains), ``layer``,
             ``log10_act_norm`` and ``log10_grad_norm`` (NaN at layer 0).
+        as_xarray: an xarray.Dataset instead, one dimension per axis and each scalar
+            column a variable (sweep.export.to_xarray; needs the xarray extra), e.g.
+            ``ds.log10_backward_gain.median("seed").sel(init="orthogonal").plot()``.
     """
+    if as_xarray:
+        from . import export
+
+        if layers:
+            raise ValueError("as_xarray holds the config rows; give layers=False")
+        return export.to_xarray(store.load(out))
     if layers:
         from . import layers as layers_module
 

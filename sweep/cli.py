@@ -97,7 +97,7 @@ def _version() -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The `sweep` command line: run, info, theory, bench and plot."""
+    """The `sweep` command line: run, info, theory, bench, plot and export."""
     parser = _Parser(prog="sweep", description="Map where deep networks explode or vanish.")
     parser.add_argument("--version", action="version", version=_version())
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
@@ -136,6 +136,13 @@ def build_parser() -> argparse.ArgumentParser:
     info = commands.add_parser("info", help="describe a results directory")
     info.add_argument("dir")
     info.add_argument("--full", action="store_true", help="print the whole spec as JSON")
+
+    export = commands.add_parser("export", help="write a results directory as CSV")
+    export.add_argument("dir", help="results directory")
+    export.add_argument("--csv", required=True, metavar="FILE", help="the CSV file to write")
+    export.add_argument(
+        "--layers", action="store_true", help="the per-layer table: one row per config and layer"
+    )
 
     bench = commands.add_parser("bench", help="benchmark the engine against a per-config loop")
     bench.add_argument("--quick", action="store_true", help="a small sweep that runs in seconds")
@@ -382,6 +389,15 @@ def _info(args) -> int:
     return 0
 
 
+def _export(args) -> int:
+    from . import export
+
+    store.read_manifest(args.dir)
+    rows = export.write_csv(args.dir, args.csv, layers=args.layers)
+    print(f"sweep: wrote {rows} rows to {args.csv}")
+    return 0
+
+
 def _use_compilation_cache() -> None:
     """Keep compiled programs on disk, so a rerun or a resume of the same sweep skips
     compiling (which dominates small sweeps); a broken entry is repaired quietly
@@ -401,9 +417,9 @@ def main(argv=None) -> int:
         args = build_parser().parse_args(argv)
         if args.command == "bench" or (args.command == "run" and not args.dry_run):
             _use_compilation_cache()
-        return {"run": _run, "info": _info, "theory": _theory, "bench": _bench, "plot": _plot}[
-            args.command
-        ](args)
+        commands = {"run": _run, "info": _info, "theory": _theory, "bench": _bench}
+        commands |= {"plot": _plot, "export": _export}
+        return commands[args.command](args)
     except (spec_module.SpecError, store.StoreError, ValueError) as err:
         print(f"sweep: error: {err}", file=sys.stderr)
         return 2

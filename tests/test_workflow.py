@@ -207,3 +207,42 @@ def test_a_dry_run_writes_nothing_and_estimates_the_run(tmp_path, capsys):
     report = capsys.readouterr().out
     assert "configs   4 (4 to compute" in report and "estimate  about" in report
     assert not (tmp_path / "cli").exists()
+
+
+def test_notebooks_get_an_xarray_dataset_and_others_a_csv(tmp_path, capsys):
+    import pandas as pd
+
+    out = str(tmp_path / "x")
+    axes = {**AXES, "init": ["gaussian", "orthogonal"], "seed": [0, 1, 2]}
+    frame = api.run({"name": "x", "axes": axes}, out)
+    ds = api.load(out, as_xarray=True)
+    assert dict(ds.sizes) == {
+        "architecture": 1,
+        "residual_scale": 1,
+        "init": 2,
+        "activation": 1,
+        "width": 1,
+        "seed": 3,
+        "sigma_b": 1,
+        "sigma_w": 2,
+        "depth": 2,
+    }
+    median = ds.log10_backward_gain.median("seed").sel(init="orthogonal")
+    rows = frame[frame["init"] == "orthogonal"]
+    expected = rows.groupby(["sigma_w", "depth"])["log10_backward_gain"].median()
+    for (sigma_w, depth), value in expected.items():
+        assert float(median.sel(sigma_w=sigma_w, depth=depth).squeeze()) == value
+    np.testing.assert_allclose(ds["sigma_w2"], ds["sigma_w"] ** 2, rtol=1e-10)
+
+    csv = tmp_path / "rows.csv"
+    assert cli.main(["export", out, "--csv", str(csv)]) == 0
+    back = pd.read_csv(csv)
+    assert len(back) == len(frame) and "log10_act_norm" not in back.columns
+    ordered = frame.sort_values("config_id").reset_index(drop=True)
+    back = back.sort_values("config_id").reset_index(drop=True)
+    np.testing.assert_array_equal(back["log10_backward_gain"], ordered["log10_backward_gain"])
+    assert cli.main(["export", out, "--csv", str(tmp_path / "long.csv"), "--layers"]) == 0
+    assert len(pd.read_csv(tmp_path / "long.csv")) == sum(frame["depth"] + 1)
+    assert cli.main(["export", str(tmp_path), "--csv", str(tmp_path / "no.csv")]) == 2
+    assert not (tmp_path / "no.csv").exists()
+    assert "not a sweep results directory" in capsys.readouterr().err
