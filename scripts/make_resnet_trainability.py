@@ -67,6 +67,22 @@ def figure(frame):
             ax.plot(median.index, median.values, color=colour, ls=style, lw=1.8, label=label)
             ax.scatter(these["sigma_w2"], these["train_accuracy_final"], color=colour, s=10)
         ax.axhline(0.1, color="0.4", lw=0.8, ls=(0, (1, 3)))
+        at_chance = [
+            STYLES[v][0]
+            for v in STYLES
+            if deep[deep["variant"] == v]["train_accuracy_final"].max() < 0.12
+        ]
+        if at_chance:  # their lines lie on top of each other
+            ax.text(
+                0.97,
+                0.13,
+                "at chance: " + ", ".join(at_chance),
+                ha="right",
+                va="bottom",
+                transform=ax.get_yaxis_transform(),
+                fontsize=8,
+                color="0.25",
+            )
         ax.set_title(f"{activation}: 152 layers, width 64, σ_b = 0")
         ax.set_xlabel("σ_w²")
         ax.grid(alpha=0.3)

@@ -134,7 +134,7 @@ def execute(
         bar.close()
     if progress:
         elapsed = time.perf_counter() - started
-        rate = f", {computed / elapsed:.0f} configs/s" if computed and elapsed > 0 else ""
+        rate = f", {computed / elapsed:,.3g} configs/s" if computed and elapsed > 0 else ""
         print(
             f"sweep: {computed} configs computed in {elapsed:.1f} s{rate}; "
             f"{done.count() + computed} of {sweep.n_configs} in {out}"

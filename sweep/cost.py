@@ -40,6 +40,16 @@ def unit_work(program: network.Program) -> float:
     return float(work)
 
 
+def train_work(train, width: int, depths) -> float:
+    """One unit's training work (sweep.train; 0 without [train]), in the same products:
+    each of its rows (depth, learning rate) takes `steps` updates of a forward and
+    backward pass (about 3 products a layer) over `batch_size` examples."""
+    if train is None:
+        return 0.0
+    per_depth = train.steps * 3 * train.batch_size * width * width
+    return float(len(train.learning_rate) * per_depth * np.sum(depths))
+
+
 def chunk_work(chunk: plan.Chunk) -> tuple[float, float]:
     """(work of its unit slots, steps of its scans) of a chunk: a scan per seed group
     where the groups run in turn (the CPU), one for them all where they are batched."""
@@ -79,6 +89,7 @@ class Preview(NamedTuple):
     compute_s: float
     host_s: float
     calibration: Calibration | None
+    trains: bool = False
 
     @property
     def total_s(self) -> float:
@@ -197,6 +208,7 @@ def preview(sweep, planner, done: store.IdSet, shard, root_seed: int, timed: boo
         compute_s=compute_s,
         host_s=host_s,
         calibration=calibration,
+        trains=sweep.train is not None,
     )
 
 
@@ -227,6 +239,8 @@ def format_preview(p: Preview, out: str) -> str:
             f"computing {_duration(p.compute_s)}, writing rows {_duration(p.host_s)} "
             f"(timed on this machine: width {c.width}, depth {c.n_layers}, {c.block})"
         )
+        if p.trains:
+            lines.append("            (training is not in the estimate; it often dominates)")
     return "\n".join(lines)
 
 
@@ -244,5 +258,7 @@ def grid_work(sweep) -> float:
             for group in plan.bucket_depths(sweep):
                 share = len(group) / len(depths) if sweep.draws == "independent" else 1.0
                 bucket = plan.Bucket(width, init, activation, group, architecture)
-                total += per_variant * share * unit_work(plan.program_of(sweep, bucket))
+                work = unit_work(plan.program_of(sweep, bucket))
+                work += train_work(sweep.train, width, group)
+                total += per_variant * share * work
     return total

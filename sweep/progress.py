@@ -3,6 +3,8 @@ wide or deep configs move it as much as they take; a compiling stage shows as su
 
 from __future__ import annotations
 
+import numpy as np
+
 from . import cost, plan
 
 
@@ -22,6 +24,7 @@ class Progress:
             dynamic_ncols=True,
             bar_format="{desc} {percentage:3.0f}%|{bar}| [{elapsed}<{remaining}]{postfix}",
         )
+        self.train = sweep.train
         self.seen: set = set()
         self.configs = 0
         self.bar.set_description_str("sweep")
@@ -38,7 +41,10 @@ class Progress:
     def done(self, chunk: plan.Chunk, rows: int) -> None:
         """A chunk finished and `rows` of its rows were written."""
         self.configs += rows
-        work = chunk.n_valid * cost.unit_work(chunk.program)
+        depths = chunk.depths if np.ndim(chunk.depths) == 1 else chunk.depths[0]
+        per_unit = cost.unit_work(chunk.program)
+        per_unit += cost.train_work(self.train, chunk.program.width, depths)
+        work = chunk.n_valid * per_unit
         self.bar.update(min(work, self.total - self.bar.n))
         self.bar.set_description_str("running")
         self.bar.set_postfix_str(f"{self.configs:,} configs", refresh=False)
