@@ -39,7 +39,6 @@ def fit_xi_multiple(depth, xi_c, trainable, grid=K_GRID):
 
 def with_theory(frame):
     frame = frame.copy()
-    frame["sigma_w2"] = frame["sigma_w"] ** 2
     frame["xi_c"] = np.asarray(
         theory.mean_field("tanh", frame["sigma_w"].to_numpy(), frame["sigma_b"].to_numpy()).xi_c
     )

@@ -162,9 +162,12 @@ def colour_scale(values: np.ndarray, kind: str, label: str, vlim=None) -> Colour
     return ColourScale(kind, cmap, float(lo), float(hi), extend, label)
 
 
-def add_colorbar(fig, mappable, axes: list, scale: ColourScale, shrink: float = 1.0):
+def add_colorbar(
+    fig, mappable, axes: list, scale: ColourScale, shrink: float = 1.0, marks: bool = True
+):
     """Draws ``scale``'s colour bar beside ``axes``; a diverging one is marked "exploding"
-    at the top and "vanishing" at the bottom; an integer one gets integer ticks."""
+    at the top and "vanishing" at the bottom (unless not `marks`: a panel's own bar, whose
+    marks would run into the next panel's title); an integer one gets integer ticks."""
     import matplotlib as mpl
     from matplotlib.ticker import MaxNLocator
 
@@ -173,7 +176,7 @@ def add_colorbar(fig, mappable, axes: list, scale: ColourScale, shrink: float = 
     if scale.kind == "integer":
         bar.locator = MaxNLocator(integer=True)
         bar.update_ticks()
-    if scale.kind == "diverging":
+    if scale.kind == "diverging" and marks:
         # Past the extension triangles (5% of the bar each) when the bar is extended.
         top = 1.07 if scale.extend in ("max", "both") else 1.01
         bottom = -0.07 if scale.extend in ("min", "both") else -0.01

@@ -258,7 +258,7 @@ def phase_diagram(
             )
             mesh = _draw_cells(ax, panel.frame, grid, metric, scale, handles, kind == "diverging")
             if color_scale == "per-panel":
-                add_colorbar(fig, mesh, [ax], scale)
+                add_colorbar(fig, mesh, [ax], scale, marks=False)
             theory_frame = panel.frame
         if predicted:
             z = _boundaries.grid_of(theory_frame, x, y, predicted, grid.x_values, grid.y_values)
