@@ -13,6 +13,7 @@ Axes: B probe batch, N width, S streams (measured depths).
 
 from __future__ import annotations
 
+import math
 from typing import NamedTuple
 
 import jax
@@ -58,6 +59,7 @@ class LayerOutput(NamedTuple):
     saved: Saved
     overflow: jax.Array  # () bool: the plain pass gave inf or NaN
     underflow: jax.Array  # () bool: the plain pass gave all zeros
+    precision_loss: jax.Array  # () bool: the plain pass left the exact one (precision_lost)
 
 
 class Jacobian(NamedTuple):
@@ -202,7 +204,26 @@ def activate(program, activation_index, h, log_h, raw_in):
 def _output(a_hat, log_a, log_norm, raw, saved: Saved) -> LayerOutput:
     overflow = ~jnp.all(jnp.isfinite(raw))
     underflow = jnp.all(raw == 0)
-    return LayerOutput(a_hat, log_a, log_norm, raw, saved, overflow, underflow)
+    lost = precision_lost(raw, a_hat, log_a, log_norm)
+    return LayerOutput(a_hat, log_a, log_norm, raw, saved, overflow, underflow, lost)
+
+
+PRECISION_LOSS_THRESHOLD = 1e-2
+"""The relative error of the plain dtype pass that counts as precision loss (README)."""
+
+
+def precision_lost(raw, a_hat, log_a, log_norm):
+    """Whether the plain dtype pass raw (B, N) has left the exact a_l = exp(log_a) a_hat:
+    a relative error (batch Frobenius) above PRECISION_LOSS_THRESHOLD, or inf or NaN, or
+    either pass's RMS over the batch in (0, tiny), the dtype's subnormal range (log_norm
+    (B,): the exact ln RMS of each probe)."""
+    log_tiny = math.log(float(jnp.finfo(raw.dtype).tiny))
+    error = logspace.relative_error(raw, a_hat, log_a)
+    log_exact = logspace.log_rms_over_batch(log_norm)
+    plain_rms, _ = logspace.row_rms(raw.reshape(-1))
+    subnormal = jnp.isfinite(log_exact) & (log_exact < log_tiny)
+    subnormal |= (plain_rms > 0) & (jnp.log(plain_rms) < log_tiny)
+    return ~(error <= PRECISION_LOSS_THRESHOLD) | subnormal
 
 
 def weight_gradient_log_norm(delta, log_delta, a_hat, log_a):

@@ -84,6 +84,7 @@ def measurements(chunk: plan.Chunk, rows: Rows, result: dict[str, np.ndarray]) -
     overflow = first_within_depth(result["overflow"])
     dead = np.isneginf(act[unit, depth])  # every output activation exactly 0
     underflow = first_within_depth(result["underflow"] & ~result["dead"])
+    precision_loss = first_within_depth(result["precision_loss"])
     # NaN anywhere within the row's depth (-inf is a real answer: a dead net). Activation
     # l = 0..L is "layer" l + 1 for _first_layer; gradient norms above a row's depth are NaN
     # by design, so only a first NaN at or below it counts.
@@ -108,8 +109,8 @@ def measurements(chunk: plan.Chunk, rows: Rows, result: dict[str, np.ndarray]) -
         "sigma_b": chunk.sigma_b[unit],
         "sigma_w2": ranges.canonical_squares(chunk.sigma_w)[unit],
         "sigma_b2": ranges.canonical_squares(chunk.sigma_b)[unit],
-        "activation": np.full(n_rows, bucket.activation, dtype=object),
         "init": np.full(n_rows, bucket.init, dtype=object),
+        "activation": np.full(n_rows, bucket.activation, dtype=object),
         "seed": chunk.unit_seeds[unit],
         "architecture": np.full(n_rows, bucket.architecture, dtype=object),
         "residual_scale": np.ma.masked_array(
@@ -123,9 +124,10 @@ def measurements(chunk: plan.Chunk, rows: Rows, result: dict[str, np.ndarray]) -
         "log10_backward_gain": gain_bwd,
         "log10_jac_sv_max": np.ma.masked_array(jac[:, 0], mask=np.full(n_rows, not jacobian)),
         "log10_jac_sv_min": np.ma.masked_array(jac[:, 1], mask=np.full(n_rows, not jacobian)),
-        "overflow_layer": _nullable_layer(overflow),
         "log10_jac_condition": np.ma.masked_array(condition, mask=np.full(n_rows, not jacobian)),
+        "overflow_layer": _nullable_layer(overflow),
         "underflow_layer": _nullable_layer(underflow),
+        "precision_loss_layer": _nullable_layer(precision_loss),
         "status": status,
     }
 

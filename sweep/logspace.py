@@ -248,3 +248,22 @@ def log_rms(v, log_v):
     """ln of the per-row RMS of exp(log_v) v, for v (..., N)."""
     rms, _ = row_rms(v)
     return log_v + jnp.log(rms)
+
+
+def relative_error(plain, v_hat, log_v):
+    """||plain - v|| / ||v|| over the whole batch (Frobenius), v = exp(log_v) v_hat exact.
+
+    plain (B, N) in any dtype, v_hat (B, N), log_v (B,). Both sides are scaled by
+    exp(-max_b log_v) in float64, so v's largest probe is at unit RMS and no square
+    overflows; a plain value that the scaling takes past float64 is inf, as far from v as
+    it is. 0 when both are all zeros, inf when v is and plain is not; NaN when plain or v
+    is not finite.
+    """
+    top = jnp.max(log_v)
+    shift = jnp.where(jnp.isfinite(top), top, 0.0)
+    exact = jnp.exp(log_v - shift)[:, None] * v_hat.astype(jnp.float64)
+    plain = plain.astype(jnp.float64)
+    plain = jnp.where(plain == 0, 0.0, plain * jnp.exp(-shift))
+    error, _ = row_rms((plain - exact).reshape(-1))
+    size, _ = row_rms(exact.reshape(-1))
+    return jnp.where(error == 0, 0.0, error / size)

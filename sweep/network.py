@@ -137,6 +137,7 @@ class Forward(NamedTuple):
     saved: blocks.Saved  # each field (L, B, ...): what the block keeps of layer l
     overflow: jax.Array  # (L,): the plain dtype pass gave inf or NaN
     underflow: jax.Array  # (L,): the plain dtype pass gave all zeros
+    precision_loss: jax.Array  # (L,): the plain dtype pass left the exact one
 
 
 class ForwardCarry(NamedTuple):
@@ -170,6 +171,7 @@ def forward_one(scales: blocks.Scales, keys: Keys, activation_index, program) ->
         saved=out.saved,
         overflow=out.overflow,
         underflow=out.underflow,
+        precision_loss=out.precision_loss,
     )
 
 
@@ -294,6 +296,7 @@ class Metrics(NamedTuple):
     log10_jac_sv: jax.Array  # (S, 2): sigma_max, sigma_min of the input-output Jacobian
     overflow: jax.Array  # (L,) per-layer flags of the plain dtype pass
     underflow: jax.Array  # (L,)
+    precision_loss: jax.Array  # (L,): blocks.precision_lost
     dead: jax.Array  # (L,): every activation of the layer exactly 0
 
 
@@ -322,5 +325,6 @@ def family_one(scales: blocks.Scales, keys: Keys, depths, activation_index, prog
         log10_jac_sv=log_jac_sv / LN10,
         overflow=fwd.overflow,
         underflow=fwd.underflow,
+        precision_loss=fwd.precision_loss,
         dead=jnp.isneginf(log_act[1:]),
     )

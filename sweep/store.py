@@ -53,6 +53,7 @@ SCHEMA = pa.schema(
         ("log10_jac_condition", pa.float64()),
         ("overflow_layer", pa.int64()),
         ("underflow_layer", pa.int64()),
+        ("precision_loss_layer", pa.int64()),
         ("status", pa.string()),
         ("theory_q_star", pa.float64()),
         ("theory_chi1", pa.float64()),
@@ -99,8 +100,8 @@ DERIVED_COLUMNS = {
     "sigma_b2": (("sigma_b",), ranges.canonical_squares),
     "log10_jac_condition": (("log10_jac_sv_max", "log10_jac_sv_min"), np.subtract),
 }
-MANIFEST = "sweep.json"
 TRAIN_COLUMNS = tuple(SCHEMA.names[SCHEMA.get_field_index("learning_rate") :])
+MANIFEST = "sweep.json"
 STALE_TEMP_SECONDS = 3600
 PART_GLOB = "part-*.parquet"
 
@@ -337,7 +338,6 @@ def open_dir(out_dir: str, spec_dict: dict, root_seed: int, overwrite: bool) -> 
     return done_ids(out_dir)
 
 
-def _dump_json(obj, path):
 def _kept(out_dir: str, spec_dict: dict, root_seed: int) -> dict:
     """The manifest out_dir keeps when this sweep runs there (its own, or the directory's
     when the sweep lies within it); StoreError when they cannot share the directory."""
@@ -368,6 +368,7 @@ def check_dir(out_dir: str, spec_dict: dict, root_seed: int) -> IdSet | None:
     return done_ids(out_dir) if os.path.exists(os.path.join(out_dir, MANIFEST)) else None
 
 
+def _dump_json(obj, path):
     with open(path, "w") as f:
         json.dump(obj, f, indent=2, sort_keys=True)
         f.write("\n")

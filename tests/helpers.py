@@ -17,6 +17,7 @@ METRICS = [
     "log10_jac_sv_min",
     "overflow_layer",
     "underflow_layer",
+    "precision_loss_layer",
     "status",
 ]
 # The network itself (float32 here) is bit-for-bit the same however configs are batched.
