@@ -113,7 +113,7 @@ def figure(frame, k_best: float):
     width = int(frame["width"].iloc[0])
     fig.suptitle(
         f"Trainability of tanh nets, σ_b² = {sigma_b**2:.3g}, width {width}, digits, "
-        f"{settings.optimizer} lr {settings.learning_rate:g}, "
+        f"{settings.optimizer} lr {settings.learning_rate[0]:g}, "
         f"{settings.steps} steps of {settings.batch_size}; "
         f"{n_seeds} seeds; dotted: 1, 2, 4, 6 ξ_c",
         fontsize=9.5,
