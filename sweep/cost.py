@@ -70,6 +70,7 @@ class Calibration(NamedTuple):
     per_step: float
     per_row: float
     compile_s: float
+    theory_s: float  # compiling the theory's programs, once per architecture and activation
     program: network.Program
 
 
@@ -121,9 +122,10 @@ def _sample(chunk: plan.Chunk, units: int) -> plan.Chunk:
     )
 
 
-def _timed(chunk: plan.Chunk, root_seed: int) -> tuple[float, float, float]:
-    """(compile, run, host rows) seconds of one chunk: compiling its program ahead of
-    time, running it, and turning its metrics into an Arrow table."""
+def _timed(chunk: plan.Chunk, root_seed: int) -> tuple[float, float, float, float]:
+    """(compile, run, host rows, theory compile) seconds of one chunk: compiling its
+    program ahead of time, running it, turning its metrics into an Arrow table (warm),
+    and what the first such call took more (the theory's programs compiling)."""
     program, args = engine.program_and_arguments(chunk, root_seed)
     started = time.perf_counter()
     executable = program.lower(*args).compile()
@@ -140,7 +142,7 @@ def _timed(chunk: plan.Chunk, root_seed: int) -> tuple[float, float, float]:
         )
         host.append(time.perf_counter() - begun)
         columns._predicted.cache_clear()
-    return compiled_at - started, ran_at - compiled_at, host[1]
+    return compiled_at - started, ran_at - compiled_at, host[1], host[0] - host[1]
 
 
 def calibrate(chunk: plan.Chunk, root_seed: int = 0) -> Calibration:
@@ -159,7 +161,9 @@ def calibrate(chunk: plan.Chunk, root_seed: int = 0) -> Calibration:
     else:  # one size only, or noise: all of it is work
         per_work, per_step = timed[-1][1] / works[-1][0], 0.0
     host_s, n_rows = timed[-1][2], samples[-1].n_rows
-    return Calibration(per_work, per_step, host_s / max(n_rows, 1), timed[-1][0], chunk.program)
+    theory_s = max(t[3] for t in timed)  # the first sample compiled them
+    per_row = host_s / max(n_rows, 1)
+    return Calibration(per_work, per_step, per_row, timed[-1][0], theory_s, chunk.program)
 
 
 def _groups_in_turn() -> bool:
@@ -171,7 +175,7 @@ def preview(sweep, planner, done: store.IdSet, shard, root_seed: int, timed: boo
     """The plan of a run (every chunk it would compute, block by block) and, when timed,
     its estimated seconds from a calibration on the heaviest chunk's program."""
     counted = {"units": 0, "rows": 0, "chunks": 0, "work": 0.0, "steps": 0.0}
-    shapes, heaviest, chunk_bytes = set(), None, 0
+    shapes, heaviest, chunk_bytes, theories = set(), None, 0, set()
     unit_bytes = {}
     for chunk in planner.chunks(done, shard):
         work, steps = chunk_work(chunk)
@@ -181,6 +185,7 @@ def preview(sweep, planner, done: store.IdSet, shard, root_seed: int, timed: boo
         counted["work"] += work
         counted["steps"] += steps
         shapes.add(_shape(chunk))
+        theories.add((chunk.bucket.architecture, chunk.bucket.activation))
         if heaviest is None or chunk_weight(chunk) > chunk_weight(heaviest):
             heaviest = chunk
         if chunk.program not in unit_bytes:
@@ -193,7 +198,7 @@ def preview(sweep, planner, done: store.IdSet, shard, root_seed: int, timed: boo
         compile_s = calibration.compile_s * len(shapes)
         compute_s = calibration.per_work * counted["work"]
         compute_s += calibration.per_step * counted["steps"]
-        host_s = calibration.per_row * counted["rows"]
+        host_s = calibration.per_row * counted["rows"] + calibration.theory_s * len(theories)
     return Preview(
         configs=sweep.n_configs,
         to_compute=counted["rows"],
