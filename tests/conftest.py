@@ -1,7 +1,11 @@
 import os
+import tempfile
 
 # Single-threaded BLAS: multi-threaded BLAS stalls now and then on these shared machines.
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+# The suite's own compilation cache, fresh each session (the CLI turns one on in-process):
+# never the user's ~/.cache/sweep, whose entries another run may have left half-written.
+os.environ["SWEEP_CACHE_DIR"] = tempfile.mkdtemp(prefix="sweep-test-cache-")
 
 import jax  # noqa: E402
 import pytest  # noqa: E402
