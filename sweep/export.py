@@ -11,20 +11,9 @@ import pandas as pd
 
 from . import store
 
-# The dimensions of a Dataset, in the store's order; sigma_w2 and sigma_b2 ride along as
-# coordinates of sigma_w and sigma_b.
-DIMENSIONS = (
-    "architecture",
-    "residual_scale",
-    "init",
-    "activation",
-    "width",
-    "seed",
-    "sigma_b",
-    "sigma_w",
-    "depth",
-    "learning_rate",
-)
+# The dimensions of a Dataset: the axes, in the order rows are loaded; sigma_w2 and
+# sigma_b2 ride along as coordinates of sigma_w and sigma_b.
+DIMENSIONS = store.SORT_KEYS
 SQUARES = {"sigma_w2": "sigma_w", "sigma_b2": "sigma_b"}
 
 
