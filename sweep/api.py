@@ -84,19 +84,7 @@ def execute(
       shard: (i, n) runs only the i-th of n disjoint, stable slices of the families, so n
         hosts can share one sweep with no scheduler.
     """
-    sweep = _as_spec(sweep)
-    if out is not None and not str(out).strip():
-        raise spec_module.SpecError("--out: the results directory must not be empty")
-    out = out or os.path.join("results", sweep.name)
-    if chunk_size is not None and chunk_size < 1:
-        raise spec_module.SpecError(f"--chunk-size: {chunk_size} must be >= 1")
-    if overwrite and shard[1] > 1:
-        raise spec_module.SpecError(
-            "--overwrite with --shard would delete the other shards' results; "
-            "clear the directory once, then run the shards"
-        )
-    if not 0 <= shard[0] < shard[1]:
-        raise spec_module.SpecError(f"--shard: {shard[0]}/{shard[1]} needs 0 <= I < N")
+    sweep, out = _checked(sweep, out, chunk_size, overwrite, shard)
     planner = Planner.of(sweep, memory_budget, chunk_size)
     spec_dict = sweep.to_dict()
     done = None if overwrite else store.finished_ids(out, spec_dict, root_seed)
@@ -140,6 +128,24 @@ def execute(
             f"{done.count() + computed} of {sweep.n_configs} in {out}"
         )
     return out
+
+
+def _checked(sweep, out, chunk_size, overwrite, shard) -> tuple[spec_module.Spec, str]:
+    """(the spec, the results directory) of a run request; SpecError (one line) for a bad
+    one, before anything is planned or written (execute and dry_run alike)."""
+    sweep = _as_spec(sweep)
+    if out is not None and not str(out).strip():
+        raise spec_module.SpecError("--out: the results directory must not be empty")
+    if chunk_size is not None and chunk_size < 1:
+        raise spec_module.SpecError(f"--chunk-size: {chunk_size} must be >= 1")
+    if overwrite and shard[1] > 1:
+        raise spec_module.SpecError(
+            "--overwrite with --shard would delete the other shards' results; "
+            "clear the directory once, then run the shards"
+        )
+    if not 0 <= shard[0] < shard[1]:
+        raise spec_module.SpecError(f"--shard: {shard[0]}/{shard[1]} needs 0 <= I < N")
+    return sweep, out or os.path.join("results", sweep.name)
 
 
 class Planner(NamedTuple):
@@ -193,8 +199,7 @@ def dry_run(
     programs and memory per chunk, and (timed) an estimate of its seconds from timing
     two small chunks of its heaviest program (sweep.cost). Refuses what execute refuses,
     and writes nothing."""
-    sweep = _as_spec(sweep)
-    out = out or os.path.join("results", sweep.name)
+    sweep, out = _checked(sweep, out, chunk_size, overwrite, shard)
     planner = Planner.of(sweep, memory_budget, chunk_size)
     spec_dict = sweep.to_dict()
     done = None if overwrite else store.check_dir(out, spec_dict, root_seed)

@@ -97,7 +97,8 @@ class Preview(NamedTuple):
         return self.compile_s + self.compute_s + self.host_s
 
 
-def _shape(chunk: plan.Chunk) -> tuple:
+def chunk_shape(chunk: plan.Chunk) -> tuple:
+    """What tells a chunk's compiled program apart: its program and argument shapes."""
     return (chunk.program, len(chunk.sigma_w), chunk.n_groups, np.shape(chunk.depths))
 
 
@@ -184,7 +185,7 @@ def preview(sweep, planner, done: store.IdSet, shard, root_seed: int, timed: boo
         counted["chunks"] += 1
         counted["work"] += work
         counted["steps"] += steps
-        shapes.add(_shape(chunk))
+        shapes.add(chunk_shape(chunk))
         theories.add((chunk.bucket.architecture, chunk.bucket.activation))
         if heaviest is None or chunk_weight(chunk) > chunk_weight(heaviest):
             heaviest = chunk

@@ -32,7 +32,7 @@ class Progress:
     def announce(self, chunks):
         """The chunks, saying "compiling" before one whose program shape is new."""
         for chunk in chunks:
-            shape = (chunk.program, len(chunk.sigma_w), chunk.n_groups)
+            shape = cost.chunk_shape(chunk)
             if shape not in self.seen:
                 self.seen.add(shape)
                 self.bar.set_description_str(f"compiling width {chunk.program.width}")

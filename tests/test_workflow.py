@@ -250,3 +250,16 @@ def test_notebooks_get_an_xarray_dataset_and_others_a_csv(tmp_path, capsys):
     assert cli.main(["export", str(tmp_path), "--csv", str(tmp_path / "no.csv")]) == 2
     assert not (tmp_path / "no.csv").exists()
     assert "not a sweep results directory" in capsys.readouterr().err
+
+
+def test_a_dry_run_refuses_what_a_run_refuses(tmp_path):
+    raw = {"name": "r", "axes": AXES}
+    for kwargs, expected in [
+        ({"chunk_size": 0}, "--chunk-size: 0 must be >= 1"),
+        ({"shard": (2, 2)}, "--shard: 2/2 needs 0 <= I < N"),
+        ({"overwrite": True, "shard": (0, 2)}, "--overwrite with --shard"),
+    ]:
+        for entry in (api.dry_run, api.execute):
+            with pytest.raises(spec.SpecError, match=expected):
+                entry(raw, str(tmp_path / "r"), **kwargs)
+    assert not (tmp_path / "r").exists()
