@@ -1,10 +1,17 @@
+import gc
 import os
 import tempfile
 
 # Single-threaded BLAS: multi-threaded BLAS stalls now and then on these shared machines.
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
-# The suite's own compilation cache, fresh each session (the CLI turns one on in-process):
-# never the user's ~/.cache/sweep, whose entries another run may have left half-written.
+# The suite compiles hundreds of small programs, and XLA:CPU's compiling dominates it. LLVM
+# at -O1 and XLA's older fusion emitters compile a tiny sweep's program in 4.7 s instead of
+# 7.7 s, and the numerics-heavy width-512 tests run as fast (47.6 s against 53.3 s). The
+# subprocesses inherit the flags. (These are test settings: sweep sets no XLA flag.)
+TEST_XLA_FLAGS = "--xla_backend_optimization_level=1 --xla_cpu_use_fusion_emitters=false"
+os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} {TEST_XLA_FLAGS}".strip()
+# The suite's own compilation cache, fresh each session (the CLI turns one on, in-process
+# and in the subprocesses that share it): never the user's ~/.cache/sweep.
 os.environ["SWEEP_CACHE_DIR"] = tempfile.mkdtemp(prefix="sweep-test-cache-")
 
 import jax  # noqa: E402
@@ -16,6 +23,16 @@ from sweep import api  # noqa: E402
 # (sweep.precision) they would otherwise miss. tests/test_precision.py checks in fresh
 # processes that sweep itself changes no JAX option.
 jax.config.update("jax_enable_x64", True)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _free_compiled_programs():
+    """Each module's compiled programs are freed after it: every XLA executable holds
+    memory maps (a sweep's programs about 700), and the suite's would pass the kernel's
+    vm.max_map_count (65,530), where the next compile segfaults (as on CI at 92%)."""
+    yield
+    jax.clear_caches()
+    gc.collect()
 
 
 @pytest.fixture
