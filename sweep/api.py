@@ -102,7 +102,7 @@ def execute(
         record = store.manifest(spec_dict, root_seed) | store.environment()
         started = time.perf_counter()
         left = (sweep.n_configs - done.count()) / sweep.n_configs / shard[1]
-        bar = Progress(sweep, left, progress)
+        bar = Progress(sweep, left, progress, planner.units_per_chunk)
         computed = 0
         for chunk, result in engine.evaluate(bar.announce(chunks), root_seed):
             rows = columns.chunk_rows(chunk)
@@ -256,7 +256,8 @@ def load(out: str, layers: bool = False, as_xarray: bool = False):
         out: a results directory written by `run` or `sweep run`.
         layers: False (default) for one row per config (seed included); True for the long
             per-layer table, one row per config and layer 0..L: ``config_id``, the axes
-            (depth, sigma_w, sigma_b, width, init, activation, seed), ``learning_rate`` (null
+            (depth, sigma_w, sigma_b, width, init, activation, seed, architecture,
+            residual_scale, dtype), ``learning_rate`` (null
             unless the sweep trains), ``layer``,
             ``log10_act_norm`` and ``log10_grad_norm`` (NaN at layer 0).
         as_xarray: an xarray.Dataset instead, one dimension per axis and each scalar

@@ -13,6 +13,7 @@ row. Compiling is timed on the calibration too, once per chunk shape.
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import time
 from typing import NamedTuple
 
@@ -250,21 +251,27 @@ def format_preview(p: Preview, out: str) -> str:
     return "\n".join(lines)
 
 
-def grid_work(sweep) -> float:
-    """The work of every unit of the sweep (unit_work summed from the spec, without
-    planning): the progress bar's whole."""
+def grid_work(sweep, units_per_chunk) -> float:
+    """The weight of every chunk of the sweep (chunk_weight, with training), estimated
+    from the spec without planning: the progress bar's whole. units_per_chunk: program ->
+    how many units a chunk of it holds (the planner's). Each bucket's units fill chunks,
+    and each chunk scans once per seed group where the groups run in turn."""
     units = sweep.n_configs // sweep.rows_per_unit
-    widths, variants = sweep.axes["width"], sweep.variants
-    per_variant = units / (len(widths) * len(variants))
+    widths, variants, dtypes = sweep.axes["width"], sweep.variants, sweep.dtypes
+    per_bucket = units / (len(widths) * len(variants) * len(dtypes))
+    # Units of one seed in a bucket: a seed group's size, when it is less than a chunk's.
+    per_seed = per_bucket / len(sweep.axes["seed"])
     depths = sweep.axes["depth"]
     init, activation = sweep.axes["init"][0], sweep.axes["activation"][0]
     total = 0.0
-    for width in widths:
-        for architecture, _ in variants:
-            for group in plan.bucket_depths(sweep):
-                share = len(group) / len(depths) if sweep.draws == "independent" else 1.0
-                bucket = plan.Bucket(width, init, activation, group, architecture)
-                work = unit_work(plan.program_of(sweep, bucket))
-                work += train_work(sweep.train, width, group)
-                total += per_variant * share * work
+    for width, (architecture, _), dtype in itertools.product(widths, variants, dtypes):
+        for group in plan.bucket_depths(sweep):
+            share = len(group) / len(depths) if sweep.draws == "independent" else 1.0
+            bucket = plan.Bucket(width, init, activation, group, architecture, dtype=dtype)
+            program = plan.program_of(sweep, bucket)
+            work = unit_work(program) + train_work(sweep.train, width, group)
+            size = units_per_chunk(program)
+            scan = min(size, per_seed) if _groups_in_turn() and program.draws == "shared" else size
+            scans = np.ceil(per_bucket * share / max(scan, 1))
+            total += per_bucket * share * work + scans * program.n_layers * STEP_WORK
     return total

@@ -9,14 +9,15 @@ from . import cost, plan
 
 
 class Progress:
-    """tqdm over the cost of a run: total, the work of the units left to compute (a
-    fraction `left` of the sweep's, estimated from the spec); each chunk advances it by
-    its valid units' work. Shows configs written beside the percentage."""
+    """tqdm over the cost of a run: total, the weight of the chunks left to compute (a
+    fraction `left` of the sweep's, estimated from the spec and the planner's
+    units_per_chunk); each chunk advances it by its weight: its valid units' work, its
+    scan steps, and training. Shows configs written beside the percentage."""
 
-    def __init__(self, sweep, left: float, enabled: bool):
+    def __init__(self, sweep, left: float, enabled: bool, units_per_chunk):
         from tqdm import tqdm
 
-        self.total = max(cost.grid_work(sweep) * left, 1.0)
+        self.total = max(cost.grid_work(sweep, units_per_chunk) * left, 1.0)
         self.bar = tqdm(
             total=self.total,
             disable=not enabled,
@@ -42,9 +43,10 @@ class Progress:
         """A chunk finished and `rows` of its rows were written."""
         self.configs += rows
         depths = chunk.depths if np.ndim(chunk.depths) == 1 else chunk.depths[0]
-        per_unit = cost.unit_work(chunk.program)
-        per_unit += cost.train_work(self.train, chunk.program.width, depths)
-        work = chunk.n_valid * per_unit
+        work, steps = cost.chunk_work(chunk)
+        work *= chunk.n_valid / len(chunk.sigma_w)  # the padding copies are not the sweep's
+        work += steps * cost.STEP_WORK
+        work += chunk.n_valid * cost.train_work(self.train, chunk.program.width, depths)
         self.bar.update(min(work, self.total - self.bar.n))
         self.bar.set_description_str("running")
         self.bar.set_postfix_str(f"{self.configs:,} configs", refresh=False)
