@@ -89,7 +89,7 @@ def gemm_peak_flops(size: int = 2048, repeats: int = 5) -> float:
 def one_config_chunk(sweep: spec.Spec, row) -> plan.Chunk:
     """A chunk of one config (a row of the config table): one family measured at one depth,
     with a program of its own init and activation."""
-    bucket = plan.Bucket(row.width, row.init, row.activation, (row.depth,))
+    bucket = plan.Bucket(row.width, row.init, row.activation, (row.depth,), dtype=sweep.dtype)
     program = plan.program_of(sweep, bucket)
     program = dataclasses.replace(program, inits=(row.init,), activations=(row.activation,))
     units = pd.DataFrame(

@@ -26,7 +26,7 @@ ID_COLUMNS = (
     "learning_rate",
 )  # learning_rate: null unless the sweep trains
 # Kept when present: frames from before these columns lack them.
-OPTIONAL_COLUMNS = ("architecture", "residual_scale", "learning_rate")
+OPTIONAL_COLUMNS = ("architecture", "residual_scale", "dtype", "learning_rate")
 LIST_COLUMNS = ("log10_act_norm", "log10_grad_norm")
 
 

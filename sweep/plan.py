@@ -2,14 +2,14 @@
 
 A *unit* of work is a family (every measured depth of one (width, init, activation,
 seed, sigma_w, sigma_b)) when draws are shared, and one config when they are independent.
-A bucket is what a chunk's units share (width, init, activation, dtype, probe batch,
-loss, measured depths). A chunk packs several seeds as seed groups (seed_groups): a
-seed-heavy sweep runs as few programs as a sigma-heavy one. Buckets that differ only in
-init and activation share one compiled program (network.Program names the choices; a
-chunk picks its own by index), so a sweep compiles about once per width. Seed groups and
-chunks are padded with copies of real units, and the copies are dropped. The rows of a
-chunk, and their config ids, come from the spec's config table: nothing here computes an
-id.
+A bucket is what a chunk's units share (width, init, activation, architecture, dtype,
+measured depths; and the spec's probe batch and loss). A chunk packs several seeds as
+seed groups (seed_groups): a seed-heavy sweep runs as few programs as a sigma-heavy one.
+Buckets that differ only in init and activation share one compiled program
+(network.Program names the choices; a chunk picks its own by index), so a sweep compiles
+about once per width (and architecture and dtype). Seed groups and chunks are padded with
+copies of real units, and the copies are dropped. The rows of a chunk, and their config
+ids, come from the spec's config table: nothing here computes an id.
 
 With independent draws, units are sorted by depth into a few depth groups
 (depth_groups), each a bucket whose program runs to its deepest depth; each config is
@@ -28,7 +28,7 @@ import pandas as pd
 from . import network, spec as spec_module
 
 # Axes that tell a chunk's units apart from other chunks' (a bucket, with the spec's settings).
-BUCKET_AXES = ["width", "init", "activation", "architecture"]
+BUCKET_AXES = ["width", "init", "activation", "architecture", "dtype"]
 INDEPENDENT_DEPTH_GROUPS = 4
 MIN_UNITS_PER_DEVICE = 2
 
@@ -38,7 +38,8 @@ class Bucket:
     """What a chunk's units share, besides their seeds and sigmas (and depth, when
     independent).
 
-    depths: the measured depths of the bucket's configs, ascending.
+    depths: the measured depths of the bucket's configs, ascending; dtype: the networks'
+    arithmetic (the spec's setting, or a value of its dtype axis).
     """
 
     width: int
@@ -46,6 +47,7 @@ class Bucket:
     activation: str
     depths: tuple[int, ...]
     architecture: str = "mlp"
+    dtype: str = dataclasses.field(kw_only=True)
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -162,6 +164,8 @@ def plan(
         units per device.
     """
     independent = sweep.draws == "independent"
+    if "dtype" not in configs:  # a setting: every bucket has the sweep's one dtype
+        configs = configs.assign(dtype=sweep.dtype)
     unit_axes = list(sweep.unit_axes)
     # dropna=False: a non-residual architecture's residual_scale is NaN.
     rows = configs.assign(unit=configs.groupby(unit_axes, sort=False, dropna=False).ngroup())
@@ -173,14 +177,14 @@ def plan(
     chunks = []
     buckets = units.groupby(BUCKET_AXES, sort=False)
     for key, group in buckets:
-        width, init, activation, architecture = int(key[0]), key[1], key[2], key[3]
+        width, init, activation, architecture, dtype = int(key[0]), *key[1:]
         positions = buckets.indices[key]
         unit_depths = group["depth"].to_numpy(np.int64)
         for depths in bucket_depths(sweep):
             members = positions[np.isin(unit_depths, depths)] if independent else positions
             if not len(members):
                 continue
-            bucket = Bucket(width, init, activation, depths, architecture)
+            bucket = Bucket(width, init, activation, depths, architecture, dtype=dtype)
             program = program_of(sweep, bucket)
             chunks += chunks_of(
                 sweep,
@@ -204,14 +208,15 @@ def bucket_depths(sweep: spec_module.Spec) -> list[tuple[int, ...]]:
 
 
 def programs(sweep: spec_module.Spec) -> list[network.Program]:
-    """Every program the sweep compiles, at most (one per width, architecture and depth
-    group)."""
+    """Every program the sweep compiles, at most (one per width, architecture, dtype and
+    depth group)."""
     groups = bucket_depths(sweep)
     init, activation = sweep.axes["init"][0], sweep.axes["activation"][0]
     return [
-        program_of(sweep, Bucket(width, init, activation, depths, architecture))
+        program_of(sweep, Bucket(width, init, activation, depths, architecture, dtype=dtype))
         for width in sweep.axes["width"]
         for architecture in sweep.axes["architecture"]
+        for dtype in sweep.dtypes
         for depths in groups
     ]
 
@@ -230,7 +235,7 @@ def program_of(sweep: spec_module.Spec, bucket: Bucket) -> network.Program:
         names = (tuple(sweep.axes["init"]), tuple(sweep.axes["activation"]))
     return network.Program(
         width=bucket.width,
-        dtype=sweep.dtype,
+        dtype=bucket.dtype,
         batch=sweep.batch,
         loss=sweep.loss,
         n_layers=bucket.depths[-1],

@@ -46,10 +46,15 @@ AXES = (
     "seed",
     "architecture",
     "residual_scale",
+    "dtype",
 )
 # The axes before it are one level each of the grid; architecture and residual_scale are
 # one level together (Spec.variants): the scale is ignored for non-residual architectures.
+# dtype is a level only when given as an axis (DTYPE_AXIS); otherwise it is a setting.
 ARCHITECTURE_LEVEL = AXES.index("architecture")
+# An axis only when a spec gives it under [axes]: a sweep of one dtype in [settings] has
+# no dtype level, so its config ids are those of sweeps from before the axis.
+DTYPE_AXIS = "dtype"
 AXIS_DEFAULTS = {
     "sigma_b": [0.0],
     "seed": [0],
@@ -59,7 +64,7 @@ AXIS_DEFAULTS = {
     "residual_scale": [1.0],
 }
 OPTIONAL_AXES = ("architecture", "residual_scale")
-STRING_COLUMNS = ("init", "activation", "architecture")
+STRING_COLUMNS = ("init", "activation", "architecture", "dtype")
 FLOAT_COLUMNS = ("sigma_w", "sigma_b", "residual_scale", "learning_rate")
 REQUIRED_AXES = ("depth", "sigma_w", "width")
 # An axis a spec may give squared instead (the literature's sigma_w^2, sigma_b^2): the
@@ -87,9 +92,20 @@ FAMILY_AXES = (
     "seed",
     "sigma_w",
     "sigma_b",
+    "dtype",
 )
-# The grid levels of a family (Spec.levels, by first column), in the order blocks cut them.
-FAMILY_LEVELS = ("width", "init", "activation", "architecture", "seed", "sigma_w", "sigma_b")
+# The grid levels of a family (Spec.levels, by first column), in the order blocks cut them
+# (dtype first: a block is one dtype, so its chunks share their programs' dtype).
+FAMILY_LEVELS = (
+    "dtype",
+    "width",
+    "init",
+    "activation",
+    "architecture",
+    "seed",
+    "sigma_w",
+    "sigma_b",
+)
 MAX_SEED = 2**31 - 1
 MAX_DEPTH, MAX_WIDTH = 10**6, 2**16
 # One results directory's cap: a sweep is streamed in blocks, but 2e7 rows with their
@@ -147,7 +163,8 @@ class Spec:
 
     name: the default results directory's name (results/<name>); axes: each axis of AXES
     to its values, validated and sorted (init and activation keep their order); batch:
-    probe inputs per network; dtype: the networks' arithmetic; loss: "cotangent" or
+    probe inputs per network; dtype: the networks' arithmetic, or None when the spec gives
+    dtype as an axis (axes["dtype"]; see dtypes); loss: "cotangent" or
     "mse"; train: the [train] probe, or None; draws: "shared" (common random numbers
     across depth and sigma) or "independent" (each config its own weights); jacobian:
     False skips the input-output Jacobian (its columns are null).
@@ -160,7 +177,7 @@ class Spec:
     name: str
     axes: dict[str, tuple]
     batch: int = 8
-    dtype: str = "float32"
+    dtype: str | None = "float32"
     loss: str = "cotangent"
     train: TrainSettings | None = None
     draws: str = "shared"
@@ -178,6 +195,8 @@ class Spec:
             },
             "settings": {"batch": self.batch, "dtype": self.dtype, "loss": self.loss},
         }
+        if self.dtype is None:  # an axis
+            del out["settings"]["dtype"]
         if self.draws != "shared":  # absent by default: older sweeps keep their JSON
             out["settings"]["draws"] = self.draws
         if not self.jacobian:
@@ -191,10 +210,16 @@ class Spec:
         return json.dumps(self.to_dict(), sort_keys=True)
 
     @property
+    def dtypes(self) -> tuple[str, ...]:
+        """The dtypes the sweep runs in: the axis, or the setting alone."""
+        return self.axes.get(DTYPE_AXIS, (self.dtype,))
+
+    @property
     def unit_axes(self) -> tuple[str, ...]:
         """The columns that tell units of work apart: a family (every depth of one point)
         when draws are shared, one config when they are independent."""
-        return FAMILY_AXES + (("depth",) if self.draws == "independent" else ())
+        family = tuple(a for a in FAMILY_AXES if a in self.axes)
+        return family + (("depth",) if self.draws == "independent" else ())
 
     @property
     def row_axes(self) -> tuple[str, ...]:
@@ -210,8 +235,8 @@ class Spec:
 
     def levels(self) -> list[Level]:
         """The grid as a product of levels, in config_id's order: one per axis, the two
-        architecture axes as one level of variants, and the learning rates when the
-        sweep trains."""
+        architecture axes as one level of variants, dtype when it is an axis, and the
+        learning rates when the sweep trains."""
         out = [
             Level((a,), tuple((v,) for v in self.axes[a]), tuple(_part(a, v) for v in self.axes[a]))
             for a in AXES[:ARCHITECTURE_LEVEL]
@@ -223,6 +248,15 @@ class Spec:
                 tuple(_variant_part(*v) for v in self.variants),
             )
         )
+        if DTYPE_AXIS in self.axes:
+            dtypes = self.axes[DTYPE_AXIS]
+            out.append(
+                Level(
+                    (DTYPE_AXIS,),
+                    tuple((d,) for d in dtypes),
+                    tuple(_part("dtype", d) for d in dtypes),
+                )
+            )
         if self.train is not None:
             rates = self.train.learning_rate
             out.append(
@@ -261,18 +295,19 @@ class Spec:
         FAMILY_LEVELS order (seed before sigma), so a block keeps all the sigmas of its
         seeds and seed groups pack as in the whole grid."""
         levels = {level.names[0]: level for level in self.levels()}
-        sizes = [len(levels[k].options) for k in FAMILY_LEVELS]
+        family_levels = [k for k in FAMILY_LEVELS if k in levels]
+        sizes = [len(levels[k].options) for k in family_levels]
         per_family = self.n_configs // math.prod(sizes)
         families = max(1, max_rows // per_family)
         # The outermost family level whose inner levels fit: its options go in slices.
         cut = next(k for k in range(len(sizes)) if math.prod(sizes[k + 1 :]) <= families)
         step = max(1, families // math.prod(sizes[cut + 1 :]))
-        outer = [range(len(levels[k].options)) for k in FAMILY_LEVELS[:cut]]
-        cut_level = levels[FAMILY_LEVELS[cut]]
+        outer = [range(len(levels[k].options)) for k in family_levels[:cut]]
+        cut_level = levels[family_levels[cut]]
         for fixed in itertools.product(*outer):
             for start in range(0, len(cut_level.options), step):
                 block = dict(levels)
-                for key, i in zip(FAMILY_LEVELS, fixed):
+                for key, i in zip(family_levels, fixed):
                     block[key] = levels[key].pick(slice(i, i + 1))
                 block[cut_level.names[0]] = cut_level.pick(slice(start, start + step))
                 yield list(block.values())
@@ -358,15 +393,17 @@ def grid_ids(levels: list[Level]) -> list[str]:
 
 
 def config_id(values: dict[str, Any]) -> str:
-    """16 hex digits from the axis values alone, so ids are stable across runs and chunks:
-    SHA-1 of 'axis=repr(value)|...' over the axes in AXES order, where architecture is
-    left out for "mlp" and residual_scale for a non-residual architecture (so the ids of
-    plain networks are those of sweeps from before these axes), then learning_rate, for
-    rows of a sweep that trains."""
+    """16 hex digits from the axis values alone (a row of the config table), so ids are
+    stable across runs and chunks: SHA-1 of 'axis=repr(value)|...' over the axes in AXES
+    order, where architecture is left out for "mlp" and residual_scale for a
+    non-residual architecture (so the ids of plain networks are those of sweeps from
+    before these axes), and dtype unless it is an axis (the config table then has the
+    column), then learning_rate, for rows of a sweep that trains."""
     architecture = values.get("architecture", "mlp")
     keys = list(AXES[:ARCHITECTURE_LEVEL])
     keys += ["architecture"] if architecture != "mlp" else []
     keys += ["residual_scale"] if architecture in names.RESIDUAL_ARCHITECTURES else []
+    keys += [DTYPE_AXIS] if DTYPE_AXIS in values else []
     keys += ["learning_rate"] if values.get("learning_rate") is not None else []
     canonical = "|".join(f"{a}={values[a]!r}" for a in keys)
     return hashlib.sha1(canonical.encode()).hexdigest()[:16]
@@ -479,6 +516,8 @@ def _validate_axis(key: str, values: list) -> tuple:
         checked = [_check_name(key, v, names.ARCHITECTURES) for v in values]
     elif key == "init":
         checked = [_check_name(key, v, names.INITS) for v in values]
+    elif key == DTYPE_AXIS:
+        checked = [_check_name(key, v, DTYPES) for v in values]
     else:
         checked = [_check_name(key, v, names.ACTIVATIONS) for v in values]
     unique = list(dict.fromkeys(checked))  # first occurrences, in order: linear time
@@ -492,14 +531,14 @@ def from_dict(raw: dict[str, Any], default_name: str = "sweep") -> Spec:
     unknown = set(raw) - set(TOP_LEVEL_KEYS)
     if unknown:
         key = sorted(unknown)[0]
+        if key in SETTINGS_DEFAULTS:  # dtype too: a setting, or an axis of several
+            raise SpecError(
+                f"unknown top-level key {key!r}: it is a setting; put it under a [settings] header"
+            )
         if key in AXES or key in SQUARED_AXES:
             raise SpecError(
                 f"unknown top-level key {key!r}: it is an axis; put the axes under an [axes] "
                 "header (and batch, dtype, ... under [settings])"
-            )
-        if key in SETTINGS_DEFAULTS:
-            raise SpecError(
-                f"unknown top-level key {key!r}: it is a setting; put it under a [settings] header"
             )
         raise SpecError(_unknown("key", key, TOP_LEVEL_KEYS, "accepted top-level keys"))
     name = raw.get("name", default_name)
@@ -526,6 +565,8 @@ def from_dict(raw: dict[str, Any], default_name: str = "sweep") -> Spec:
             )
     axes, n_configs = {}, 1
     for key in AXES:
+        if key not in axes_raw and key not in AXIS_DEFAULTS:  # dtype, a setting
+            continue
         values = _axis_values(key, axes_raw[key]) if key in axes_raw else AXIS_DEFAULTS[key]
         axes[key] = _validate_axis(key, values)
         n_configs *= len(axes[key]) if key not in OPTIONAL_AXES else 1
@@ -555,6 +596,11 @@ def from_dict(raw: dict[str, Any], default_name: str = "sweep") -> Spec:
         if key in AXES or key in SQUARED_AXES:
             raise SpecError(f"unknown setting {key!r}: it is an axis; put it under [axes]")
         raise SpecError(_unknown("setting", key, SETTINGS_DEFAULTS))
+    if DTYPE_AXIS in axes and "dtype" in settings:
+        raise SpecError(
+            "settings.dtype: dtype is also an axis; give the dtypes as one axis "
+            '(axes.dtype = ["float32", "float16"]) or one dtype as a setting, not both'
+        )
     settings = {**SETTINGS_DEFAULTS, **settings}
     batch = settings["batch"]
     if isinstance(batch, bool) or not isinstance(batch, int) or not 1 <= batch <= MAX_BATCH:
@@ -583,7 +629,7 @@ def from_dict(raw: dict[str, Any], default_name: str = "sweep") -> Spec:
         name=name,
         axes=axes,
         batch=batch,
-        dtype=settings["dtype"],
+        dtype=None if DTYPE_AXIS in axes else settings["dtype"],
         loss=settings["loss"],
         train=train,
         draws=settings["draws"],

@@ -81,6 +81,7 @@ DICTIONARY_COLUMNS = ["init", "activation", "architecture", "dtype", "status", "
 SORT_KEYS = (
     "architecture",
     "residual_scale",
+    "dtype",
     "init",
     "activation",
     "width",
@@ -260,6 +261,10 @@ def _within(small: dict, large: dict) -> bool:
 
 def _difference(found: dict, wanted: dict) -> str:
     """The first thing that tells two sweeps apart, with both values, in one phrase."""
+    axis = [spec_module.DTYPE_AXIS in (r["spec"].get("axes") or {}) for r in (found, wanted)]
+    if axis[0] != axis[1]:
+        where = ("there", "in the spec") if axis[0] else ("in the spec", "there")
+        return f"dtype is an axis {where[0]} and a setting {where[1]}, which give other config ids"
     a, b = _rows_key(found), _rows_key(wanted)
     for key in a:
         for name in sorted(set(a[key] or {}) | set(b[key] or {})) if key != "--seed" else [""]:

@@ -113,6 +113,7 @@ def test_layers_table_is_long_and_matches_the_list_columns(tiny):
         "seed",
         "architecture",
         "residual_scale",
+        "dtype",
         "learning_rate",
         "layer",
         "log10_act_norm",

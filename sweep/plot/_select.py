@@ -35,6 +35,7 @@ AXES = (
     "seed",
     "architecture",
     "residual_scale",
+    "dtype",
     "learning_rate",
     "sigma_w2",
     "sigma_b2",
