@@ -59,12 +59,12 @@ def test_four_devices_equal_one(tmp_path):
     started = [_start(tmp_path, 1), _start(tmp_path, 4)]
     one, four = (_result(p) for p in started)
     assert one["ids"] == four["ids"] and one["status"] == four["status"]
-    # Training: each device trains its share of the configs; float32 throughout, same bits.
+    # Training: each device trains its share of the configs, in float32. A sharded program
+    # is another program, not the same bits by construction (XLA may order a reduction
+    # otherwise): float32 rounding, 8 ulps (8 x 2^-23 ~ 1e-6 relative; seen: 2e-8).
     assert one["train_ids"] == four["train_ids"] and len(one["train_ids"]) == 8
-    assert (
-        one["train_loss_final"] == four["train_loss_final"]
-        and one["train_curve"] == four["train_curve"]
-    )
+    for key in ["train_loss_final", "train_curve"]:
+        np.testing.assert_allclose(four[key], one[key], rtol=8 * 2.0**-23, err_msg=key)
     # float32 network state is bitwise equal; float64 bookkeeping to a few ulps (see test_engine).
     for key in ["gain", "act", "jac"]:
         np.testing.assert_allclose(four[key], one[key], rtol=1e-12, atol=1e-12, err_msg=key)
