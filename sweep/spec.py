@@ -162,7 +162,7 @@ class Spec:
     """A validated sweep: its axes and settings (build one with from_dict, load or preset).
 
     name: the default results directory's name (results/<name>); axes: each axis of AXES
-    to its values, validated and sorted (init and activation keep their order); batch:
+    to its values, validated and sorted (init, activation and dtype keep their order); batch:
     probe inputs per network; dtype: the networks' arithmetic, or None when the spec gives
     dtype as an axis (axes["dtype"]; see dtypes); loss: "cotangent" or
     "mse"; train: the [train] probe, or None; draws: "shared" (common random numbers
