@@ -28,13 +28,20 @@ JACOBIAN_LAYER, JACOBIAN_EXTREMES = 2.0, 20.0
 # A scan step's fixed cost in the same units: dispatch and loop overhead of one layer,
 # about a 64 x 64 layer's products.
 STEP_WORK = 8 * 64 * 64
+# What a unit's layer costs besides its products: a fixed part (its log-space scalars and
+# small ops) and a part per probe element (elementwise work, B x N). Fitted to one family
+# chunk of tanh at widths 2, 8, 16 and 64, depths 1..150 (compute alone, warm; each width
+# within 5%): 3,570 and 157. Without them, width 2 was 0.05% of the lecture's work; it
+# takes 4.3% of its compute.
+UNIT_LAYER_WORK, ELEMENT_WORK = 3600.0, 160.0
 
 
 def unit_work(program: network.Program) -> float:
-    """One unit's work in a chunk of `program`, in B x N^2 products."""
+    """One unit's work in a chunk of `program`, in B x N^2 products (a layer's products,
+    its elementwise work and its fixed part, forward and in each backward stream)."""
     n, layers, batch = program.width, program.n_layers, program.batch
     streams = sum((stop - first) * top for first, stop, top in program.stream_groups)
-    work = batch * n * n * (layers + streams)
+    work = (batch * n * n + ELEMENT_WORK * batch * n + UNIT_LAYER_WORK) * (layers + streams)
     if program.jacobian:
         inverse = 2.0 if blocks.BLOCKS[program.block].per_family_inverse else 1.0
         work += n**3 * (JACOBIAN_LAYER * inverse * layers + JACOBIAN_EXTREMES * program.n_streams)
