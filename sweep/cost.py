@@ -66,9 +66,10 @@ def chunk_work(chunk: plan.Chunk) -> tuple[float, float]:
 
 
 def chunk_weight(chunk: plan.Chunk) -> float:
-    """A chunk's share of a run, for the progress bar (uncalibrated seconds)."""
+    """A chunk's share of a run (uncalibrated seconds), for the progress bar: its real
+    units' work (the padding copies are not the sweep's) and its scan steps."""
     work, steps = chunk_work(chunk)
-    return work + steps * STEP_WORK
+    return work * chunk.n_valid / len(chunk.sigma_w) + steps * STEP_WORK
 
 
 class Calibration(NamedTuple):

@@ -43,9 +43,7 @@ class Progress:
         """A chunk finished and `rows` of its rows were written."""
         self.configs += rows
         depths = chunk.depths if np.ndim(chunk.depths) == 1 else chunk.depths[0]
-        work, steps = cost.chunk_work(chunk)
-        work *= chunk.n_valid / len(chunk.sigma_w)  # the padding copies are not the sweep's
-        work += steps * cost.STEP_WORK
+        work = cost.chunk_weight(chunk)
         work += chunk.n_valid * cost.train_work(self.train, chunk.program.width, depths)
         self.bar.update(min(work, self.total - self.bar.n))
         self.bar.set_description_str("running")
